@@ -1,0 +1,101 @@
+"""Float thresholds onto the integer input grid, and raw data onto the grid (numpy only).
+
+The hardware reads integers ``q``; the model sees ``x(q) = float32(q) / float32(scale)``
+(DESIGN.md, "Inputs on an integer grid"). A float threshold θ becomes the largest grid value
+``q`` with ``x(q) <= θ``, found by searching the grid with exactly that float32 arithmetic.
+``floor(θ·scale)`` is not used because it disagrees with the model for many scales (1/3, 0.1, ...)
+where ``θ·scale`` lands a hair away from an integer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from dwn_hw.errors import DwnHwError
+
+
+def grid_bounds(input_bits: int, signed: bool) -> tuple[int, int]:
+    """(qmin, qmax) of a ``input_bits``-wide grid, two's complement when ``signed``."""
+    bits = int(input_bits)
+    if not 1 <= bits <= 32:
+        raise DwnHwError(f"input bits must be in 1..32, not {input_bits!r}")
+    if signed:
+        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return 0, (1 << bits) - 1
+
+
+def scale_vector(scale, features: int) -> np.ndarray:
+    """The scale as float32 ``[features]`` (a single number is broadcast)."""
+    s = np.asarray(scale, dtype=np.float32)
+    if s.ndim == 0:
+        s = np.full(features, s, dtype=np.float32)
+    if s.shape != (features,):
+        raise DwnHwError(f"scale must be one number or one per feature ({features}), not shape {list(s.shape)}")
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise DwnHwError(f"scale must be finite and positive, not {s[~(np.isfinite(s) & (s > 0))][:3].tolist()}")
+    return s
+
+
+def grid_x(q, scale) -> np.ndarray:
+    """What the model sees for grid integers: ``float32(q) / float32(scale)`` (float32)."""
+    return np.asarray(q).astype(np.float32) / np.asarray(scale, dtype=np.float32)
+
+
+def grid_thresholds(theta, scale, input_bits: int, signed: bool) -> np.ndarray:
+    """Integer thresholds equivalent to float thresholds on the grid.
+
+    Parameters
+    ----------
+    theta : array_like, float ``[F, T]`` (or ``[1, T]``, broadcast to every feature of ``scale``)
+        The model's thresholds; bit (f, t) is ``x_f > theta[f, t]``. Compared as float32, as the model does.
+    scale : float or array_like ``[F]``
+        The grid scale.
+    input_bits, signed : int, bool
+        The grid: integers in ``[qmin, qmax]``.
+
+    Returns
+    -------
+    numpy.ndarray, int64 ``[F, T]``
+        ``t[f, j]`` = the largest ``q`` in ``[qmin, qmax]`` with ``x_f(q) <= theta[f, j]``, ``qmin - 1`` when there
+        is none (the bit is always 1) and ``qmax`` when every grid value is below (always 0). Hence
+        ``q > t[f, j]`` equals ``x_f(q) > theta[f, j]`` for every grid value ``q``.
+    """
+    th = np.asarray(theta, dtype=np.float32)
+    if th.ndim != 2:
+        raise DwnHwError(f"thresholds must be a 2-D array [features, bits], not shape {list(th.shape)}")
+    if np.isnan(th).any():
+        f, t = np.argwhere(np.isnan(th))[0]
+        raise DwnHwError(f"threshold [{f}][{t}] is NaN; a NaN threshold has no grid equivalent")
+    s_arr = np.asarray(scale, dtype=np.float32)
+    F = s_arr.shape[0] if s_arr.ndim == 1 else th.shape[0]
+    if th.shape[0] == 1 and F != 1:
+        th = np.broadcast_to(th, (F, th.shape[1]))
+    F = th.shape[0]
+    s = scale_vector(scale, F)[:, None]
+    qmin, qmax = grid_bounds(input_bits, signed)
+
+    # x(q) is nondecreasing in q (int->float32 rounding and division by a positive float32 are
+    # both monotone), so "x(q) <= theta" holds on a prefix of the grid: bisect for its end.
+    # Invariant: x(lo) <= theta (lo = qmin - 1 stands for -inf), x(hi) > theta (hi = qmax + 1 for +inf).
+    lo = np.full(th.shape, qmin - 1, dtype=np.int64)
+    hi = np.full(th.shape, qmax + 1, dtype=np.int64)
+    while True:
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2
+        ok = grid_x(mid, s) <= th
+        lo = np.where(open_ & ok, mid, lo)
+        hi = np.where(open_ & ~ok, mid, hi)
+    return np.minimum(lo, qmax)
+
+
+def quantize_array(x, scale, input_bits: int, signed: bool) -> np.ndarray:
+    """Raw values onto the grid: ``clip(round(x * scale), qmin, qmax)`` as int64 (round half to even)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise DwnHwError(f"inputs must be a 2-D array [samples, features], not shape {list(x.shape)}")
+    if not np.all(np.isfinite(x)):
+        raise DwnHwError("inputs hold NaN or infinite values; they have no place on the grid")
+    s = scale_vector(scale, x.shape[1]).astype(np.float64)
+    qmin, qmax = grid_bounds(input_bits, signed)
+    return np.clip(np.rint(x * s), qmin, qmax).astype(np.int64)

@@ -1,0 +1,254 @@
+// EFD (extended finite difference) kernels for LUT layers: forward, per-step
+// coefficients, input gradient and LUT gradient. Plain CUDA C++ on raw pointers; the
+// torch binding lives in binding.cpp. See efd_kernels.h for layouts.
+//
+// Backward cost per sample and LUT is O(n): the input-gradient coefficient
+//   C[j, l, r] = alpha * sum_a' L[j, a'] * beta^popcount((a xor a') & ~(1 << l)) * (+1 | -1)
+// depends only on the table, the slot l and r = the address with bit l removed, so it is
+// computed once per step (O(N * n * (n-1) * 2^(n-1)) with a butterfly) and each sample
+// then gathers n coefficients.
+#include <cuda_runtime.h>
+#include <cstdint>
+
+#include "efd_kernels.h"
+
+namespace dwn_cuda {
+namespace {
+
+constexpr int kThreads = 256;
+// LUTs per block of the LUT-gradient histogram kernel (one warp lane each).
+constexpr int kLutTile = 32;
+// Batch rows per block of that kernel (blockDim.y).
+constexpr int kRows = 8;
+// Largest n whose per-block histogram (kLutTile * 2^n floats) fits 32 KiB of shared memory.
+constexpr int kMaxSharedHistN = 8;
+
+int grid_for(int64_t work, int threads) {
+  int64_t blocks = (work + threads - 1) / threads;
+  // Grid-stride loops cover the rest; 2^20 blocks saturate any current GPU.
+  if (blocks > (1 << 20)) blocks = 1 << 20;
+  if (blocks < 1) blocks = 1;
+  return static_cast<int>(blocks);
+}
+
+const char* launch_status() {
+  cudaError_t err = cudaGetLastError();
+  return err == cudaSuccess ? nullptr : cudaGetErrorString(err);
+}
+
+// Threads of a warp take consecutive LUTs of one sample: out/addr writes coalesce and
+// the gathers of x stay inside one row (L1/L2 resident).
+__global__ void forward_kernel(const float* __restrict__ x, const int32_t* __restrict__ mapping,
+                               const float* __restrict__ luts, float* __restrict__ out,
+                               int32_t* __restrict__ addr, int64_t batch, int64_t input_size,
+                               int64_t num_luts, int n) {
+  const int64_t total = batch * num_luts;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = idx / num_luts;
+    const int64_t j = idx - b * num_luts;
+    const float* row = x + b * input_size;
+    const int32_t* m = mapping + j * n;
+    uint32_t a = 0;
+    for (int l = 0; l < n; ++l) a |= static_cast<uint32_t>(row[m[l]] > 0.0f) << l;
+    out[idx] = luts[(j << n) + a];
+    addr[idx] = static_cast<int32_t>(a);
+  }
+}
+
+// Insert a zero bit at position `pos` of `r` (inverse of removing that bit).
+__device__ __forceinline__ uint32_t insert_zero_bit(uint32_t r, int pos) {
+  const uint32_t low = (1u << pos) - 1u;
+  return ((r & ~low) << 1) | (r & low);
+}
+
+// One block per (LUT j, slot l). D[r] = L[a(r, bit l = 1)] - L[a(r, bit l = 0)] is
+// multiplied by the Kronecker power of [[1, beta], [beta, 1]] over the n-1 other bits,
+// whose entry (r, r') is beta^popcount(r xor r'): exactly the EFD sum, in
+// (n-1) * 2^(n-1) operations instead of 4^(n-1).
+// The vector lives in shared memory when it fits (smem_floats > 0), else in `coef`
+// itself (global memory is coherent inside a block across __syncthreads).
+__global__ void coef_kernel(const float* __restrict__ luts, float* __restrict__ coef, int n,
+                            float alpha, float beta, int use_smem) {
+  extern __shared__ float smem[];
+  const int64_t j = blockIdx.x;
+  const int l = blockIdx.y;
+  const uint32_t half = 1u << (n - 1);
+  const float* table = luts + (j << n);
+  float* dst = coef + (j * n + l) * static_cast<int64_t>(half);
+  float* v = use_smem ? smem : dst;
+
+  for (uint32_t r = threadIdx.x; r < half; r += blockDim.x) {
+    const uint32_t a0 = insert_zero_bit(r, l);
+    v[r] = table[a0 | (1u << l)] - table[a0];
+  }
+  for (int k = 0; k < n - 1; ++k) {
+    __syncthreads();
+    for (uint32_t p = threadIdx.x; p < half / 2; p += blockDim.x) {
+      const uint32_t r0 = insert_zero_bit(p, k);
+      const uint32_t r1 = r0 | (1u << k);
+      const float u = v[r0];
+      const float w = v[r1];
+      v[r0] = u + beta * w;
+      v[r1] = beta * u + w;
+    }
+  }
+  __syncthreads();
+  for (uint32_t r = threadIdx.x; r < half; r += blockDim.x) dst[r] = alpha * v[r];
+}
+
+// One thread per (sample, LUT): n coefficient gathers, n atomic adds (fire-and-forget
+// reductions; an input is read by few slots, so they rarely collide).
+__global__ void input_grad_kernel(const float* __restrict__ grad_out,
+                                  const int32_t* __restrict__ addr,
+                                  const int32_t* __restrict__ mapping,
+                                  const float* __restrict__ coef, float* __restrict__ grad_x,
+                                  int64_t batch, int64_t input_size, int64_t num_luts, int n) {
+  const int64_t total = batch * num_luts;
+  const int64_t half = int64_t{1} << (n - 1);
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float g = grad_out[idx];
+    if (g == 0.0f) continue;
+    const int64_t b = idx / num_luts;
+    const int64_t j = idx - b * num_luts;
+    const uint32_t a = static_cast<uint32_t>(addr[idx]);
+    const float* c = coef + j * n * half;
+    const int32_t* m = mapping + j * n;
+    float* gx = grad_x + b * input_size;
+    for (int l = 0; l < n; ++l) {
+      const uint32_t r = ((a >> (l + 1)) << l) | (a & ((1u << l) - 1u));
+      atomicAdd(gx + m[l], g * c[l * half + r]);
+    }
+  }
+}
+
+// LUT gradient = scatter-add of grad_out into luts[j, addr]. Each block owns kLutTile
+// consecutive LUTs (lane = LUT, so global reads coalesce) and a slice of the batch, and
+// accumulates a private histogram in shared memory laid out [bin][lane]: the 32 lanes of
+// a warp always hit 32 different banks and never the same word, so shared atomics do not
+// serialise. One global atomic per non-zero bin and block merges the slices.
+__global__ void lut_grad_shared_kernel(const float* __restrict__ grad_out,
+                                       const int32_t* __restrict__ addr,
+                                       float* __restrict__ grad_luts, int64_t batch,
+                                       int64_t num_luts, int n, int64_t rows_per_block) {
+  extern __shared__ float hist[];
+  const int bins = 1 << n;
+  const int tid = threadIdx.y * kLutTile + threadIdx.x;
+  for (int k = tid; k < bins * kLutTile; k += kLutTile * kRows) hist[k] = 0.0f;
+  __syncthreads();
+
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kLutTile + threadIdx.x;
+  const int64_t b_begin = blockIdx.y * rows_per_block;
+  int64_t b_end = b_begin + rows_per_block;
+  if (b_end > batch) b_end = batch;
+  if (j < num_luts) {
+    for (int64_t b = b_begin + threadIdx.y; b < b_end; b += kRows) {
+      const int64_t idx = b * num_luts + j;
+      atomicAdd(&hist[addr[idx] * kLutTile + threadIdx.x], grad_out[idx]);
+    }
+  }
+  __syncthreads();
+
+  for (int k = tid; k < bins * kLutTile; k += kLutTile * kRows) {
+    const int bin = k / kLutTile;
+    const int64_t jj = static_cast<int64_t>(blockIdx.x) * kLutTile + (k % kLutTile);
+    const float val = hist[k];
+    if (jj < num_luts && val != 0.0f) atomicAdd(&grad_luts[(jj << n) + bin], val);
+  }
+}
+
+// Large tables (n > kMaxSharedHistN): plain global atomics.
+__global__ void lut_grad_global_kernel(const float* __restrict__ grad_out,
+                                       const int32_t* __restrict__ addr,
+                                       float* __restrict__ grad_luts, int64_t batch,
+                                       int64_t num_luts, int n) {
+  const int64_t total = batch * num_luts;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float g = grad_out[idx];
+    if (g == 0.0f) continue;
+    const int64_t j = idx % num_luts;
+    atomicAdd(&grad_luts[(j << n) + addr[idx]], g);
+  }
+}
+
+}  // namespace
+
+const char* efd_forward(const float* x, const int32_t* mapping, const float* luts, float* out,
+                        int32_t* addr, int64_t batch, int64_t input_size, int64_t num_luts,
+                        int n, void* stream) {
+  if (n < 1 || n > kMaxN) return "efd_forward: n out of range";
+  const int64_t total = batch * num_luts;
+  if (total == 0) return nullptr;
+  forward_kernel<<<grid_for(total, kThreads), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
+      x, mapping, luts, out, addr, batch, input_size, num_luts, n);
+  return launch_status();
+}
+
+const char* efd_coefficients(const float* luts, float* coef, int64_t num_luts, int n,
+                             float alpha, float beta, void* stream) {
+  if (n < 1 || n > kMaxN) return "efd_coefficients: n out of range";
+  if (num_luts == 0) return nullptr;
+  if (num_luts > 0x7fffffff) return "efd_coefficients: too many LUTs";
+  const int half = 1 << (n - 1);
+  const int threads = half < kThreads ? (half < 32 ? 32 : half) : kThreads;
+  // 2^12 floats = 16 KiB of shared memory per block at most; larger vectors stay global.
+  const int use_smem = n - 1 <= 12;
+  const size_t smem = use_smem ? sizeof(float) * half : 0;
+  dim3 grid(static_cast<unsigned>(num_luts), static_cast<unsigned>(n));
+  coef_kernel<<<grid, threads, smem, static_cast<cudaStream_t>(stream)>>>(luts, coef, n, alpha,
+                                                                          beta, use_smem);
+  return launch_status();
+}
+
+const char* efd_input_grad(const float* grad_out, const int32_t* addr, const int32_t* mapping,
+                           const float* coef, float* grad_x, int64_t batch, int64_t input_size,
+                           int64_t num_luts, int n, void* stream) {
+  if (n < 1 || n > kMaxN) return "efd_input_grad: n out of range";
+  const int64_t total = batch * num_luts;
+  if (total == 0) return nullptr;
+  input_grad_kernel<<<grid_for(total, kThreads), kThreads, 0,
+                      static_cast<cudaStream_t>(stream)>>>(grad_out, addr, mapping, coef, grad_x,
+                                                           batch, input_size, num_luts, n);
+  return launch_status();
+}
+
+const char* efd_lut_grad(const float* grad_out, const int32_t* addr, float* grad_luts,
+                         int64_t batch, int64_t num_luts, int n, void* stream) {
+  if (n < 1 || n > kMaxN) return "efd_lut_grad: n out of range";
+  if (batch * num_luts == 0) return nullptr;
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (n > kMaxSharedHistN) {
+    lut_grad_global_kernel<<<grid_for(batch * num_luts, kThreads), kThreads, 0, s>>>(
+        grad_out, addr, grad_luts, batch, num_luts, n);
+    return launch_status();
+  }
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      sms < 1) {
+    cudaGetLastError();  // not fatal: guess a mid-size GPU
+    sms = 80;
+  }
+  const int64_t tiles = (num_luts + kLutTile - 1) / kLutTile;
+  // Split the batch so the grid holds about four blocks per SM, each slice a multiple of
+  // kRows rows; more slices only add merge atomics.
+  int64_t slices = (4 * sms + tiles - 1) / tiles;
+  const int64_t max_slices = (batch + kRows - 1) / kRows;
+  if (slices > max_slices) slices = max_slices;
+  if (slices > 65535) slices = 65535;
+  if (slices < 1) slices = 1;
+  int64_t rows = (batch + slices - 1) / slices;
+  rows = (rows + kRows - 1) / kRows * kRows;
+  slices = (batch + rows - 1) / rows;
+  if (tiles > 0x7fffffff) return "efd_lut_grad: too many LUTs";
+  dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(slices));
+  dim3 block(kLutTile, kRows);
+  const size_t smem = sizeof(float) * kLutTile * (size_t{1} << n);
+  lut_grad_shared_kernel<<<grid, block, smem, s>>>(grad_out, addr, grad_luts, batch, num_luts, n,
+                                                   rows);
+  return launch_status();
+}
+
+}  // namespace dwn_cuda

@@ -1,0 +1,54 @@
+// Host-side launchers of the EFD kernels, on raw device pointers.
+//
+// This header is plain C++ (no CUDA, no torch headers) so that the torch binding
+// (binding.cpp) and the kernels (*.cu) compile apart: the kernels build with a bare
+// `nvcc -c`, the binding with a host compiler and torch's headers.
+//
+// Layouts (all row-major, contiguous):
+//   x         float [batch, input_size]       thermometer / previous-layer bits, bit = x > 0
+//   mapping   int32 [num_luts, n]             slot l of LUT j reads x[:, mapping[j, l]]
+//   luts      float [num_luts, 2^n]
+//   out       float [batch, num_luts]          luts[j, addr]
+//   addr      int32 [batch, num_luts]          sum_l bit(x[b, mapping[j, l]]) << l
+//   coef      float [num_luts, n, 2^(n-1)]     EFD input-gradient coefficient per (LUT, slot,
+//                                              address with bit l removed), alpha included
+// Every launcher enqueues on `stream` (a cudaStream_t, nullptr = legacy default stream)
+// and returns nullptr on success or a static error message.
+#pragma once
+#include <cstdint>
+
+namespace dwn_cuda {
+
+// Largest n the kernels accept (the address is a 32-bit word; tables of 2^20 entries
+// per LUT are far past any practical layer).
+constexpr int kMaxN = 20;
+
+const char* efd_forward(const float* x, const int32_t* mapping, const float* luts,
+                        float* out, int32_t* addr, int64_t batch, int64_t input_size,
+                        int64_t num_luts, int n, void* stream);
+
+const char* efd_coefficients(const float* luts, float* coef, int64_t num_luts, int n,
+                             float alpha, float beta, void* stream);
+
+// grad_x must be zero-filled: contributions are added atomically (an input read by
+// several LUT slots receives several terms).
+const char* efd_input_grad(const float* grad_out, const int32_t* addr,
+                           const int32_t* mapping, const float* coef, float* grad_x,
+                           int64_t batch, int64_t input_size, int64_t num_luts, int n,
+                           void* stream);
+
+// grad_luts must be zero-filled.
+const char* efd_lut_grad(const float* grad_out, const int32_t* addr, float* grad_luts,
+                         int64_t batch, int64_t num_luts, int n, void* stream);
+
+// torch-dwn's algorithm (O(n * 2^n) per sample and LUT, global atomics for every
+// term), kept only as the benchmark baseline. grad_x and grad_luts must be zero-filled.
+const char* baseline_forward(const float* x, const int32_t* mapping, const float* luts,
+                             float* out, int64_t batch, int64_t input_size,
+                             int64_t num_luts, int n, void* stream);
+const char* baseline_backward(const float* x, const int32_t* mapping, const float* luts,
+                              float alpha, float beta, const float* grad_out,
+                              float* grad_x, float* grad_luts, int64_t batch,
+                              int64_t input_size, int64_t num_luts, int n, void* stream);
+
+}  // namespace dwn_cuda

@@ -1,0 +1,87 @@
+"""CUDA back end: the functions of :mod:`dwn_hw.nn.cpu` (same names and signatures) on CUDA tensors.
+
+See docs/internals.md "Back ends". ``addr`` is int32 here; it only ever travels back to
+:func:`lut_backward`. The learnable mapping's backward is two GEMMs, which cuBLAS does better than a
+hand-written kernel, so :func:`mapping_backward` is torch ops.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import loader
+
+
+def _ext():
+    ext = loader.load()
+    if ext is None:
+        raise RuntimeError(f"dwn_hw CUDA kernels unavailable: {loader.error()}")
+    return ext
+
+
+def _f32(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.float32).contiguous()
+
+
+def _i32(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to(torch.int32).contiguous()
+
+
+def lut_forward(x: torch.Tensor, mapping: torch.Tensor, luts: torch.Tensor):
+    """Read every LUT for every sample.
+
+    Returns ``(out float [B, N], addr int32 [B, N])``: ``out[b, j] = luts[j, addr[b, j]]`` with
+    ``addr = Σ_l (x[b, mapping[j, l]] > 0) << l``.
+    """
+    return _ext().forward(_f32(x), _i32(mapping), _f32(luts))
+
+
+def efd_coefficients(luts: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """EFD input-gradient coefficients, float ``[N, n, 2^(n-1)]`` indexed by the address without bit l.
+
+    ``C[j, l, r] = α Σ_a' L[j, a'] β^popcount((a ⊕ a') & ~(1<<l)) (±1 by bit l of a')`` for any ``a`` whose
+    other bits, packed in order, equal ``r``. (The CPU back end's ``C[j, a, l]`` is this table expanded.)
+    """
+    n = luts.shape[1].bit_length() - 1
+    return _ext().coefficients(_f32(luts), n, float(alpha), float(beta))
+
+
+def lut_backward(grad_out, addr, x_needs_grad, mapping, luts, alpha, beta, input_size):
+    """Gradients of :func:`lut_forward`: ``(grad_x float [B, I] or None, grad_luts float [N, 2ⁿ])``.
+
+    ``grad_luts`` is the scatter-add of ``grad_out`` at ``addr``; ``grad_x`` follows the EFD formula, with
+    the coefficients computed once per call and gathered per sample (O(n) per sample and LUT).
+    """
+    ext = _ext()
+    g = _f32(grad_out)
+    a = _i32(addr)
+    n = int(mapping.shape[1])
+    grad_luts = ext.lut_grad(g, a, n)
+    if not x_needs_grad:
+        return None, grad_luts
+    coef = ext.coefficients(_f32(luts), n, float(alpha), float(beta))
+    grad_x = ext.input_grad(g, a, _i32(mapping), coef, int(input_size))
+    return grad_x, grad_luts
+
+
+def mapping_backward(grad_out, x, weights, tau, x_needs_grad):
+    """Gradients of ``x[:, weights.argmax(0)]`` (torch-dwn's rule), on cuBLAS:
+    ``grad_weights = (2x − 1)ᵀ @ grad_out``; ``grad_x = grad_out @ softmax(weights/tau, 0)ᵀ`` or ``None``."""
+    grad_out = grad_out.detach()
+    x = x.detach()
+    # one GEMM that reads a transposed view: the [I, M] result is written once
+    grad_weights = torch.mm((x * 2 - 1).t(), grad_out)
+    grad_x = None
+    if x_needs_grad:
+        grad_x = torch.mm(grad_out, torch.softmax(weights.detach() / tau, dim=0).t())
+    return grad_x, grad_weights
+
+
+def baseline_forward(x: torch.Tensor, mapping: torch.Tensor, luts: torch.Tensor) -> torch.Tensor:
+    """torch-dwn's forward algorithm (benchmark baseline only): ``out float [B, N]``."""
+    return _ext().baseline_forward(_f32(x), _i32(mapping), _f32(luts))
+
+
+def baseline_backward(x, mapping, luts, alpha, beta, grad_out):
+    """torch-dwn's O(n·2ⁿ)-per-sample backward algorithm (benchmark baseline only): ``(grad_x, grad_luts)``."""
+    return _ext().baseline_backward(_f32(x), _i32(mapping), _f32(luts), float(alpha), float(beta),
+                                    _f32(grad_out))

@@ -1,0 +1,118 @@
+"""Which layer input each LUT slot reads: fixed mappings and the learnable mapping."""
+from __future__ import annotations
+
+import operator
+
+import torch
+
+from dwn_hw.errors import DwnHwError
+
+from . import backend
+
+
+def layer_mapping(input_size: int, n: int, output_size: int, random: bool = True) -> torch.Tensor:
+    """A fixed mapping (int32 ``[output_size, n]``) that uses every input as evenly as possible.
+
+    Slots are filled with whole passes over the inputs (``torch.randperm(input_size)`` each when ``random``,
+    else ``arange``), the last pass cut short. This draws random numbers in the same order as torch-dwn,
+    so the same seed gives the same mapping.
+    """
+    def one_pass():
+        return torch.randperm(input_size) if random else torch.arange(input_size)
+
+    full, rest = divmod(n * output_size, input_size)
+    parts = [one_pass() for _ in range(full)]
+    parts.append(one_pass()[:rest])
+    return torch.cat(parts).reshape(output_size, n).to(torch.int32)
+
+
+class LearnableMappingFunction(torch.autograd.Function):
+    """Forward: hard selection ``x[:, weights.argmax(0)]``. Backward (torch-dwn's rule):
+    ``grad_weights = (2x − 1)ᵀ g`` and ``grad_x = g · softmax(weights / tau, 0)ᵀ``."""
+
+    @staticmethod
+    def forward(ctx, x, weights, module):
+        ctx.module = module
+        ctx.x_needs_grad = ctx.needs_input_grad[0]
+        # weights are only read again for the softmax input gradient; skip saving them otherwise
+        ctx.save_for_backward(x, weights if ctx.x_needs_grad else None)
+        return x[:, module.hard_mapping()]
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weights = ctx.saved_tensors
+        module = ctx.module
+        grad_out = grad_out.contiguous()
+        need_w = ctx.needs_input_grad[1]
+        if need_w and module._defer_weight_grad(x, grad_out):
+            need_w = False                     # an optimizer hook applies it (see dwn_hw.nn.fused)
+        grad_x = grad_w = None
+        if need_w:
+            w = weights if weights is not None else module.weights
+            grad_x, grad_w = backend.mapping_backward(grad_out, x, w, module.tau, ctx.x_needs_grad)
+        elif ctx.x_needs_grad:
+            grad_x = grad_out @ torch.softmax(weights / module.tau, dim=0).t()
+        return grad_x, grad_w, None
+
+
+class LearnableMapping(torch.nn.Module):
+    """A mapping learnt by gradient descent: output ``i`` reads input ``weights[:, i].argmax()``.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of inputs to choose from.
+    output_size : int
+        Number of outputs (``N · n`` when it feeds a LUT layer of ``N`` LUTs with ``n`` inputs).
+    tau : float
+        Softmax temperature of the input gradient.
+    """
+
+    def __init__(self, input_size, output_size, tau=0.001):
+        super().__init__()
+        input_size = _check_size("LearnableMapping input_size", input_size)
+        output_size = _check_size("LearnableMapping output_size", output_size)
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
+            raise DwnHwError(f"LearnableMapping tau must be a positive number, not {tau!r}")
+        self.input_size, self.output_size, self.tau = int(input_size), int(output_size), float(tau)
+        self.weights = torch.nn.Parameter(torch.rand(input_size, output_size, dtype=torch.float32))
+        self._argmax = None                    # (key, LongTensor) cache of weights.argmax(0)
+        self._pending = []                     # deferred weight gradients (x, grad_out), see dwn_hw.nn.fused
+
+    def hard_mapping(self) -> torch.Tensor:
+        """``weights.argmax(0)`` (LongTensor ``[output_size]``), cached until the weights change."""
+        w = self.weights
+        key = (w.data_ptr(), w._version, w.shape)
+        if self._argmax is None or self._argmax[0] != key:
+            self._argmax = (key, w.detach().argmax(dim=0))
+        return self._argmax[1]
+
+    def _set_hard_mapping(self, argmax: torch.Tensor) -> None:
+        """Record an argmax computed while the weights were updated (fused optimizer step)."""
+        w = self.weights
+        self._argmax = ((w.data_ptr(), w._version, w.shape), argmax)
+
+    def _defer_weight_grad(self, x, grad_out) -> bool:
+        from . import fused
+        return fused.defer(self, x, grad_out)
+
+    def forward(self, x):
+        if x.dim() != 2 or x.shape[1] != self.input_size:
+            raise DwnHwError(f"LearnableMapping expects input [batch, {self.input_size}], got {tuple(x.shape)}")
+        return LearnableMappingFunction.apply(x, self.weights, self)
+
+    def extra_repr(self):
+        return f"input_size={self.input_size}, output_size={self.output_size}, tau={self.tau}"
+
+
+def _check_size(name, value) -> int:
+    """``value`` as a positive int (numpy and torch integers welcome), else a TypeError/ValueError naming it."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {value!r}") from None
+    if number <= 0:
+        raise DwnHwError(f"{name} must be positive, not {value!r}")
+    return number

@@ -177,13 +177,12 @@ def load_dataset(spec: str = "digits", input_bits: int | None = None, val_split:
         raise DwnHwError(f"data set {spec!r} has {len(y_train)} training and {len(y_test)} test samples; "
                          "it needs both")
     k = int(y_train.max()) + 1
-    names = raw["names"] or [str(i) for i in range(k)]
-    if k > len(names) or (y_test.size and y_test.max() >= len(names)):
-        raise DwnHwError(f"labels out of range: labels reach {max(k - 1, int(y_test.max()))} but "
-                         f"{spec} has {len(names)} classes")
     if y_test.max() >= k:
         raise DwnHwError(f"labels out of range: the test set has label {int(y_test.max())} but the training "
                          f"labels are 0..{k - 1}")
+    names = raw["names"] or [str(i) for i in range(k)]
+    if k > len(names):
+        raise DwnHwError(f"labels out of range: labels reach {k - 1} but {spec} has {len(names)} classes")
     if k < 2:
         raise DwnHwError(f"data set {spec!r} has only one class; a classifier needs at least two")
     grid = _choose_grid(raw, input_bits)

@@ -1,6 +1,253 @@
-"""Fused update of learnable-mapping weights (placeholder: never defers yet)."""
+"""Fused optimizer step for ``LearnableMapping.weights`` on the CPU.
+
+The mapping's weight gradient ``(2x − 1)ᵀ g`` is a large, skinny product (28 M entries at the MNIST
+shape). Materialising it, then running Adam over it, then an argmax over the weights reads and writes
+that state several times. Instead, ``loss.backward()`` only records ``(x, g)`` and marks the weights'
+``.grad`` with a zero-stride placeholder; a global optimizer step hook then computes the gradient tile by
+tile in C++, applies Adam (or AdamW) in the same pass and records each column's argmax for the next
+forward. The user's loop stays ``zero_grad(); loss.backward(); optimizer.step()``.
+
+Fallbacks, so results never depend on the path taken:
+
+- any other optimizer (or Adam with ``amsgrad``/``capturable``/``differentiable``) gets a real ``.grad``
+  just before its step, computed with the vectorized code;
+- ``zero_grad()`` drops the placeholder and with it the recorded gradient;
+- ``materialize_grads(model)`` gives real ``.grad`` tensors now (for clipping or inspecting gradients);
+- set ``dwn_hw.nn.fused.enabled = False`` to turn the whole mechanism off;
+- if the C++ library cannot be built, a warning says so once and the vectorized code runs.
+
+The optimizer state is Adam's own (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints of the
+optimizer load either way.
+"""
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+import weakref
+from pathlib import Path
 
-def defer(module, x, grad_out) -> bool:
-    return False
+import torch
+
+from . import backend
+
+enabled = True
+
+_lock = threading.Lock()
+_lib = None
+_lib_error = None
+_hooks = None
+_pending_modules: "weakref.WeakSet" = weakref.WeakSet()
+_all_modules: "weakref.WeakSet" = weakref.WeakSet()
+_in_step: dict = {}
+
+_SOURCE = Path(__file__).with_name("csrc") / "mapping_adam.cpp"
+_FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("DWN_HW_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dwn_hw")
+    return Path(base) / "ext"
+
+
+def library():
+    """The compiled fused-update library (built on first use, cached per user), or ``None``."""
+    global _lib, _lib_error
+    if _lib is not None or _lib_error is not None:
+        return _lib
+    with _lock:
+        if _lib is None and _lib_error is None:
+            try:
+                _lib = _build_and_load()
+            except Exception as exc:  # any build problem: fall back, say so once
+                _lib_error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                warnings.warn(f"dwn_hw: could not build the fused CPU mapping update ({_lib_error}); "
+                              "using the vectorized torch code (slower)", RuntimeWarning, stacklevel=2)
+    return _lib
+
+
+def _build_and_load():
+    compiler = os.environ.get("CXX", "c++")
+    source = _SOURCE.read_bytes()
+    errors = []
+    for flags in _FLAG_SETS:
+        key = hashlib.sha256(source + " ".join([compiler, *flags, sys.platform]).encode()).hexdigest()[:16]
+        target = _cache_dir() / f"mapping_adam-{key}.so"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+            os.close(fd)
+            cmd = [compiler, *flags, "-std=c++17", "-shared", "-fPIC", str(_SOURCE), "-o", tmp]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                os.unlink(tmp)
+                errors.append(f"{' '.join(cmd)}: {proc.stderr.strip()[-300:]}")
+                continue
+            os.replace(tmp, target)         # atomic: concurrent builders never see half a file
+        lib = ctypes.CDLL(str(target))
+        fn = lib.dwn_mapping_adam_argmax
+        fn.restype = ctypes.c_int
+        fn.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 4
+                       + [ctypes.c_float] * 5 + [ctypes.c_int] * 2 + [ctypes.c_double] * 2 + [ctypes.c_int])
+        return lib
+    raise RuntimeError("; ".join(errors) or "no compiler flags worked")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# backward side
+
+
+def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
+    """Record the weight gradient of ``module`` for the optimizer hook; ``False`` means compute it now."""
+    w = module.weights
+    if not enabled or w.device.type != "cpu" or torch.is_grad_enabled() or w.dtype != torch.float32:
+        return False
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return False                         # DDP must see real gradients to all-reduce them
+    if module._pending and w.grad is not module._grad_marker:
+        module._pending.clear()              # zero_grad() dropped the placeholder
+    if w.grad is not None and w.grad is not module._grad_marker:
+        return False                         # a real gradient is there: accumulate densely
+    if library() is None:
+        return False
+    if not module._pending:
+        module._grad_marker = torch.zeros(1, dtype=w.dtype).expand(w.shape)
+        w.grad = module._grad_marker
+    module._pending.append((x.detach().to(torch.float32), grad_out.detach().to(torch.float32)))
+    _pending_modules.add(module)
+    _register_hooks()
+    return True
+
+
+def _take_pending(module):
+    xs, gs = zip(*module._pending)
+    module._pending.clear()
+    module._grad_marker = None
+    _pending_modules.discard(module)
+    x = xs[0] if len(xs) == 1 else torch.cat(xs)
+    g = gs[0] if len(gs) == 1 else torch.cat(gs)
+    return x, g
+
+
+def _live(module) -> bool:
+    """Whether ``module`` has a recorded gradient whose placeholder is still in ``.grad``."""
+    if not module._pending:
+        return False
+    if module.weights.grad is not module._grad_marker:
+        module._pending.clear()
+        module._grad_marker = None
+        return False
+    return True
+
+
+def materialize(module) -> None:
+    """Replace the placeholder ``.grad`` of ``module.weights`` with the real gradient."""
+    if not _live(module):
+        return
+    x, g = _take_pending(module)
+    _, grad_w = backend.mapping_backward(g.contiguous(), x, module.weights.detach(), module.tau, False)
+    module.weights.grad = grad_w
+
+
+def materialize_grads(model: torch.nn.Module) -> None:
+    """Give every learnable mapping in ``model`` a real ``.grad`` now (before clipping or inspecting)."""
+    from .mapping import LearnableMapping
+    for sub in model.modules():
+        if isinstance(sub, LearnableMapping):
+            materialize(sub)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# optimizer side
+
+
+def track(module) -> None:
+    """Watch optimizer steps for ``module`` (a LearnableMapping): its cached argmax must be dropped after
+    any step that updates its weights, because ``Adam(fused=True)`` updates in place without bumping the
+    tensor's version counter."""
+    _all_modules.add(module)
+    _register_hooks()
+
+
+def _register_hooks():
+    global _hooks
+    if _hooks is None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+        _hooks = (register_optimizer_step_pre_hook(_pre_step), register_optimizer_step_post_hook(_post_step))
+
+
+def _fusable(optimizer, group) -> bool:
+    if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
+        return False
+    if group.get("amsgrad") or group.get("capturable") or group.get("differentiable"):
+        return False
+    lr = group["lr"]
+    return not (isinstance(lr, torch.Tensor) and lr.numel() != 1)
+
+
+def _pre_step(optimizer, args, kwargs):
+    if not _pending_modules:
+        return
+    owner = {id(m.weights): m for m in list(_pending_modules)}
+    fused = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            module = owner.get(id(p))
+            if module is None or not _live(module):
+                continue
+            if _fusable(optimizer, group):
+                p.grad = None                # the optimizer skips it; _post_step updates it
+                fused.append((module, group))
+            else:
+                materialize(module)
+    if fused:
+        _in_step[id(optimizer)] = fused
+
+
+def _post_step(optimizer, args, kwargs):
+    done = set()
+    for module, group in _in_step.pop(id(optimizer), ()):
+        x, g = _take_pending(module)
+        _adam_step(optimizer, group, module, x, g)
+        done.add(id(module))
+    if _all_modules:
+        params = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        for module in list(_all_modules):
+            if id(module) not in done and id(module.weights) in params:
+                module._argmax = None
+
+
+def _adam_step(optimizer, group, module, x, g):
+    w = module.weights
+    state = optimizer.state[w]
+    if len(state) == 0:
+        state["step"] = torch.tensor(0.0, dtype=torch.float32)
+        state["exp_avg"] = torch.zeros_like(w, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(w, memory_format=torch.preserve_format)
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    if not (w.is_contiguous() and exp_avg.is_contiguous() and exp_avg_sq.is_contiguous()):
+        raise RuntimeError("dwn_hw fused mapping update needs contiguous weights and Adam state")
+    state["step"] += 1
+    step = float(state["step"])
+    beta1, beta2 = (float(b) for b in group["betas"])
+    lr = float(group["lr"])
+    decoupled = type(optimizer) is torch.optim.AdamW or bool(group.get("decoupled_weight_decay", False))
+    signs = (x * 2 - 1).t().contiguous()                     # [I, B]
+    g = g.contiguous()
+    in_size, out_size = w.shape
+    argmax = torch.empty(out_size, dtype=torch.int64)
+    with torch.no_grad():
+        _lib.dwn_mapping_adam_argmax(
+            signs.data_ptr(), g.data_ptr(), in_size, g.shape[0], out_size, w.data_ptr(), exp_avg.data_ptr(),
+            exp_avg_sq.data_ptr(), argmax.data_ptr(), lr, beta1, beta2, float(group["eps"]),
+            float(group["weight_decay"]), int(decoupled), int(bool(group.get("maximize", False))),
+            1.0 - beta1 ** step, 1.0 - beta2 ** step, torch.get_num_threads())
+    # the weights changed behind autograd's back: bump their version so stale uses are caught
+    torch.autograd.graph.increment_version(w)
+    module._set_hard_mapping(argmax)

@@ -78,12 +78,16 @@ class LearnableMapping(torch.nn.Module):
         self.weights = torch.nn.Parameter(torch.rand(input_size, output_size, dtype=torch.float32))
         self._argmax = None                    # (key, LongTensor) cache of weights.argmax(0)
         self._pending = []                     # deferred weight gradients (x, grad_out), see dwn_hw.nn.fused
+        self._grad_marker = None               # placeholder .grad while a gradient is deferred
 
     def hard_mapping(self) -> torch.Tensor:
-        """``weights.argmax(0)`` (LongTensor ``[output_size]``), cached until the weights change."""
+        """``weights.argmax(0)`` (LongTensor ``[output_size]``), cached until the weights change (a new
+        version, storage or shape, or any optimizer step over them)."""
         w = self.weights
         key = (w.data_ptr(), w._version, w.shape)
         if self._argmax is None or self._argmax[0] != key:
+            from . import fused
+            fused.track(self)                  # so optimizer steps drop this cache
             self._argmax = (key, w.detach().argmax(dim=0))
         return self._argmax[1]
 

@@ -1,0 +1,196 @@
+"""Popcount of one class's group: a compressor tree sized exactly.
+
+Bits are kept in columns by weight. Each level replaces every column taller than two by
+counters of up to 6 inputs (one LUT per output bit, written like the layers' LUTs, so the
+synthesiser sees small LUT functions instead of a chain of adders); the two rows that remain
+are added once. Nothing is wider than the score: a bit of weight ≥ the score width can only
+be 0 (the group's popcount is below 2**width), so it is never built.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from dwn_hw.errors import DwnHwError
+from dwn_hw.hdl.lut import LUTArray
+from dwn_hw.hdl.netlist import VerilogComponent, port_list
+
+
+def counter_table(size: int, bit: int) -> int:
+    """Truth table of bit ``bit`` of the popcount of ``size`` inputs."""
+    return sum(1 << a for a in range(1 << size) if (bin(a).count("1") >> bit) & 1)
+
+
+def _outputs(size: int, weight: int, width: int) -> int:
+    return min(size.bit_length(), width - weight)
+
+
+def _round(cols: list, width: int, max_counter: int, counter) -> list:
+    """One level of compression; ``counter(bits, weight)`` returns the output bits of a counter."""
+    new = [[] for _ in range(width)]
+    for w, col in enumerate(cols):
+        if len(col) <= 2:
+            new[w].extend(col)
+            continue
+        for start in range(0, len(col), max_counter):
+            chunk = col[start:start + max_counter]
+            if len(chunk) < 3:  # a counter of 1 or 2 bits would not shorten the column
+                new[w].extend(chunk)
+                continue
+            for b, out in enumerate(counter(chunk, w)):
+                new[w + b].append(out)
+    return new
+
+
+def popcount_levels(size: int, width: int, max_counter: int = 6) -> int:
+    """Logic levels of the tree for ``size`` bits: compression rounds plus the final adder."""
+    cols = [[None] * size] + [[] for _ in range(width - 1)]
+    levels = 0
+    while any(len(c) > 2 for c in cols):
+        cols = _round(cols, width, max_counter, lambda chunk, w: [None] * _outputs(len(chunk), w, width))
+        levels += 1
+    return levels + int(any(len(c) == 2 for c in cols))
+
+
+class RowAdder(VerilogComponent):
+    """``s = a + b`` on ``width`` bits, the last level of a popcount (the carry out is always 0).
+
+    Attributes
+    ----------
+    a, b : Signal(width), in
+    s : Signal(width), out
+    """
+
+    def __init__(self, width: int, *, module: str = "dwn_add"):
+        self.module, self.width = module, width
+        super().__init__({"a": In(width), "b": In(width), "s": Out(width)})
+
+    def verilog(self) -> str:
+        ports = [("input", self.width, "a"), ("input", self.width, "b"), ("output", self.width, "s")]
+        return f"module {self.module} " + port_list(ports) + "    assign s = a + b;\nendmodule\n"
+
+    def port_map(self) -> dict:
+        return {"i_a": self.a, "i_b": self.b, "o_s": self.s}
+
+
+class Popcount(wiring.Component):
+    """Number of ones in ``bits``, as an unsigned ``width``-bit ``count``.
+
+    Parameters
+    ----------
+    size : int
+        Number of input bits (≥ 1).
+    width : int
+        Width of ``count``; must hold ``size``.
+    levels : int or None
+        Levels to span (≥ this tree's own depth): a shorter tree passes its result through the
+        remaining levels, so that every class of a top has the same latency.
+    every : int
+        A register after every ``every`` levels (0: purely combinational).
+    module : str
+        Prefix of the Verilog modules of the counter levels (``<module>_l1``, ...).
+    style, cell : str
+        LUT style and cell name of the counters (:mod:`dwn_hw.hdl.lut`).
+    max_counter : int
+        Inputs of the largest counter (6 for LUT6 devices, 4 for LUT4).
+
+    Attributes
+    ----------
+    bits : Signal(size), in
+    count : Signal(width), out
+    """
+
+    def __init__(self, size: int, width: int, *, levels: int | None = None, every: int = 0,
+                 module: str = "dwn_pop", style: str = "cell", cell: str = "dwn_lut", max_counter: int = 6):
+        if size < 1:
+            raise DwnHwError(f"Popcount needs at least one input bit, not {size}")
+        if size >= 1 << width:
+            raise DwnHwError(f"Popcount width {width} cannot hold a count of {size}")
+        if not 3 <= max_counter <= 6:
+            raise DwnHwError(f"Popcount max_counter must be 3..6, not {max_counter}")
+        self.size, self.width, self.every = size, width, every
+        self._plan, self._final = self._build_plan(module, style, cell, max_counter)
+        self._adder = RowAdder(width, module=f"{module}_add") if any(len(c) == 2 for c in self._final) else None
+        own = len(self._plan) + int(self._adder is not None)
+        self.levels = own if levels is None else levels
+        if self.levels < own:
+            raise DwnHwError(f"Popcount of {size} bits needs {own} levels, not {levels}")
+        super().__init__({"bits": In(size), "count": Out(width)})
+
+    def _build_plan(self, module, style, cell, max_counter):
+        width = self.width
+        cols = [[("b", i) for i in range(self.size)]] + [[] for _ in range(width - 1)]
+        plan = []
+        while any(len(c) > 2 for c in cols):
+            level = len(plan) + 1
+            in_ids, rows, tables, out_ids = [], [], [], []
+
+            def counter(chunk, w):
+                base = len(in_ids)
+                in_ids.extend(chunk)
+                outs = []
+                for b in range(_outputs(len(chunk), w, width)):
+                    rows.append(list(range(base, base + len(chunk))))
+                    tables.append(counter_table(len(chunk), b))
+                    outs.append(("c", level, len(out_ids)))
+                    out_ids.append(outs[-1])
+                return outs
+
+            cols = _round(cols, width, max_counter, counter)
+            array = LUTArray(f"{module}_l{level}", len(in_ids), rows, tables, style=style, cell=cell)
+            plan.append((array, in_ids, out_ids, cols))
+        return plan, cols
+
+    def registers(self) -> int:
+        """Register stages inside (the latency this component adds)."""
+        return self.levels // self.every if self.every else 0
+
+    def verilog_modules(self) -> list[str]:
+        texts = [array.verilog() for array, *_ in self._plan]
+        return texts + ([self._adder.verilog()] if self._adder else [])
+
+    def elaborate(self, platform):
+        m = Module()
+        value = {("b", i): self.bits[i] for i in range(self.size)}
+        level = 0
+
+        def registered(ids, name):
+            # Registers sit after levels every, 2*every, ... of the padded depth.
+            if not (self.every and level % self.every == 0):
+                return
+            parts = [value[i] for i in ids]
+            reg = Signal(sum(len(p) for p in parts), name=name, reset_less=True)
+            m.d.sync += reg.eq(Cat(*parts))
+            start = 0
+            for i, part in zip(ids, parts):
+                value[i] = reg[start:start + len(part)]
+                start += len(part)
+
+        for array, in_ids, out_ids, cols in self._plan:
+            level += 1
+            m.submodules[f"l{level}"] = array
+            m.d.comb += array.inputs.eq(Cat(*[value[i] for i in in_ids]))
+            for k, i in enumerate(out_ids):
+                value[i] = array.outputs[k]
+            registered([i for col in cols for i in col], f"r{level}")
+
+        cols = self._final
+        row_a = Cat(*[value[c[0]] if c else Const(0, 1) for c in cols])
+        if self._adder is not None:
+            row_b = Cat(*[value[c[1]] if len(c) == 2 else Const(0, 1) for c in cols])
+            level += 1
+            m.submodules.add = self._adder
+            m.d.comb += [self._adder.a.eq(row_a), self._adder.b.eq(row_b)]
+            value["sum"] = self._adder.s
+            registered(["sum"], f"r{level}")
+            result = value["sum"]
+        else:
+            result = row_a
+        while level < self.levels:
+            level += 1
+            value["sum"] = result
+            registered(["sum"], f"r{level}")
+            result = value["sum"]
+        m.d.comb += self.count.eq(result)
+        return m

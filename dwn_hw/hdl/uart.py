@@ -1,0 +1,253 @@
+"""The UART board wrapper: the core behind a serial byte stream, for boards with few pins.
+
+A board cannot bring ``in_data`` (hundreds or thousands of bits) out to pins, so the wrapper
+receives a sample as bytes, pulses the core's ``in_valid`` once, waits for ``out_valid`` and
+sends the class (and the scores when asked) back. The protocol is documented in
+:mod:`dwn_hw.synth.protocol`. The core is instantiated as a black box by module name, so the
+wrapper works with any Verilog that has the ports of DESIGN.md. No torch here.
+"""
+
+from amaranth.back import verilog
+from amaranth.hdl import C, Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.lib import wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+from dwn_hw.errors import DwnHwError
+from dwn_hw.synth import protocol
+
+
+def uart_divisor(clk_hz: float, baud: int) -> int:
+    """Clock cycles per bit; refuses rates the clock cannot make within 2 %."""
+    if baud <= 0:
+        raise DwnHwError(f"baud rate must be positive, not {baud}")
+    div = round(clk_hz / baud)
+    if div < 4:
+        raise DwnHwError(f"a {clk_hz / 1e6:g} MHz clock is too slow for {baud} baud (need ≥ 4 cycles per bit)")
+    if abs(clk_hz / div - baud) / baud > 0.02:
+        raise DwnHwError(f"{baud} baud is {abs(clk_hz / div - baud) / baud:.1%} off with a {clk_hz / 1e6:g} MHz clock")
+    return div
+
+
+class UARTReceiver(wiring.Component):
+    """8N1 receiver sampling the middle of each bit.
+
+    Parameters
+    ----------
+    divisor : int
+        Clock cycles per bit (≥ 4).
+
+    ``valid`` is high for one cycle with the received ``data``; a byte whose stop bit is low
+    (framing error) is dropped.
+    """
+
+    rx: In(1, init=1)
+    data: Out(8)
+    valid: Out(1)
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"divisor must be at least 4, not {divisor!r}")
+        self.divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        rx = Signal(init=1)
+        m.submodules.sync_rx = FFSynchronizer(self.rx, rx, init=1)  # the pin is asynchronous
+        count = Signal(range(self.divisor))
+        nbit = Signal(range(8))
+        shreg = Signal(8)
+        m.d.sync += self.valid.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~rx):
+                    m.d.sync += count.eq(self.divisor // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    m.d.sync += [count.eq(self.divisor - 1), nbit.eq(0)]
+                    m.next = "DATA"
+                    with m.If(rx):  # a glitch, not a start bit
+                        m.next = "IDLE"
+            with m.State("DATA"):
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    m.d.sync += [count.eq(self.divisor - 1), shreg.eq(Cat(shreg[1:], rx)), nbit.eq(nbit + 1)]
+                    with m.If(nbit == 7):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                m.d.sync += count.eq(count - 1)
+                with m.If(count == 0):
+                    m.d.sync += [self.data.eq(shreg), self.valid.eq(rx)]
+                    m.next = "IDLE"
+        return m
+
+
+class UARTTransmitter(wiring.Component):
+    """8N1 transmitter: ``start`` while not ``busy`` sends ``data``; ``tx`` comes from a register."""
+
+    data: In(8)
+    start: In(1)
+    busy: Out(1)
+    tx: Out(1, init=1)
+
+    def __init__(self, divisor: int):
+        if divisor < 4:
+            raise ValueError(f"divisor must be at least 4, not {divisor!r}")
+        self.divisor = divisor
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        shreg = Signal(10, init=0x3FF)
+        count = Signal(range(self.divisor))
+        left = Signal(range(11))
+        m.d.comb += [self.tx.eq(shreg[0]), self.busy.eq(left != 0)]
+        with m.If(left == 0):
+            with m.If(self.start):
+                m.d.sync += [shreg.eq(Cat(C(0, 1), self.data, C(1, 1))), count.eq(self.divisor - 1), left.eq(10)]
+        with m.Elif(count == 0):
+            m.d.sync += [shreg.eq(Cat(shreg[1:], C(1, 1))), count.eq(self.divisor - 1), left.eq(left - 1)]
+        with m.Else():
+            m.d.sync += count.eq(count - 1)
+        return m
+
+
+class UARTWrapper(wiring.Component):
+    """The core behind a UART (protocol: :mod:`dwn_hw.synth.protocol`).
+
+    Parameters
+    ----------
+    in_width, classes, score_width : int
+        The core's port widths (``bundle.json``).
+    core : str
+        Module name of the core (``bundle.json`` ``top``); instantiated as a black box.
+    clk_hz : float
+        Frequency of ``clk``.
+    baud : int
+        Serial rate, 115200 by default.
+    timeout_s : float
+        A payload that stalls this long is dropped, so the host can resynchronise.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+
+    def __init__(self, in_width: int, classes: int, score_width: int, core: str = "dwn_top",
+                 clk_hz: float = 12e6, baud: int = protocol.DEFAULT_BAUD, timeout_s: float = 0.1):
+        protocol.check_shape(in_width, classes, score_width)
+        self.in_width, self.classes, self.score_width = int(in_width), int(classes), int(score_width)
+        self.core, self.clk_hz, self.baud = core, clk_hz, baud
+        self.divisor = uart_divisor(clk_hz, baud)
+        # At least a few byte times, whatever the clock: never cut a payload that is still arriving.
+        self.timeout = max(int(clk_hz * timeout_s), 40 * 10 * self.divisor)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rx = rx = UARTReceiver(self.divisor)
+        m.submodules.tx = tx = UARTTransmitter(self.divisor)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
+
+        nin = protocol.payload_bytes(self.in_width)
+        sb = protocol.score_bytes(self.score_width)
+        cw = max(1, (self.classes - 1).bit_length())
+        in_reg = Signal(8 * nin)
+        in_valid = Signal()
+        out_valid = Signal()
+        out_class = Signal(cw)
+        out_scores = Signal(self.classes * self.score_width)
+        m.submodules.core = Instance(
+            self.core, i_clk=ClockSignal(), i_rst=ResetSignal(), i_in_valid=in_valid,
+            i_in_data=in_reg[: self.in_width], o_out_valid=out_valid, o_out_class=out_class,
+            o_out_scores=out_scores)
+
+        reply_len = 1 + self.classes * sb
+        tx_reg = Signal(8 * max(protocol.INFO_LEN, reply_len))
+        tx_left = Signal(range(max(protocol.INFO_LEN, reply_len) + 1))
+        want_scores = Signal()
+        got = Signal(range(nin + 1))
+        idle = Signal(range(self.timeout + 1))
+        info = protocol.info_reply(self.in_width, self.classes, self.score_width)
+
+        padded = [out_class.as_unsigned(), C(0, 8 - cw)] if cw < 8 else [out_class]
+        for c in range(self.classes):
+            score = out_scores[c * self.score_width: (c + 1) * self.score_width]
+            padded += [score] + ([C(0, 8 * sb - self.score_width)] if 8 * sb > self.score_width else [])
+        reply = Cat(*padded)
+
+        # Send whatever is queued, one byte per transmitter slot.
+        with m.If((tx_left != 0) & ~tx.busy):
+            m.d.comb += [tx.start.eq(1), tx.data.eq(tx_reg[:8])]
+            m.d.sync += [tx_reg.eq(tx_reg >> 8), tx_left.eq(tx_left - 1)]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(rx.valid & (tx_left == 0)):
+                    with m.If((rx.data == protocol.CMD_CLASS) | (rx.data == protocol.CMD_SCORES)):
+                        m.d.sync += [want_scores.eq(rx.data == protocol.CMD_SCORES), got.eq(0), idle.eq(0)]
+                        m.next = "LOAD"
+                    with m.Elif(rx.data == protocol.CMD_INFO):
+                        m.d.sync += [tx_reg.eq(Const(int.from_bytes(info, "little"), 8 * len(info))),
+                                     tx_left.eq(len(info))]
+            with m.State("LOAD"):
+                m.d.sync += idle.eq(idle + 1)
+                with m.If(rx.valid):
+                    # The first byte sent ends at the bottom of in_reg after all have arrived.
+                    m.d.sync += [in_reg.eq(Cat(in_reg[8:], rx.data)), got.eq(got + 1), idle.eq(0)]
+                    with m.If(got == nin - 1):
+                        m.next = "FIRE"
+                with m.Elif(idle == self.timeout):
+                    m.next = "IDLE"
+            with m.State("FIRE"):
+                m.d.comb += in_valid.eq(1)
+                m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(out_valid):
+                    m.d.sync += [tx_reg.eq(reply), tx_left.eq(Mux(want_scores, reply_len, 1))]
+                    m.next = "IDLE"
+        return m
+
+
+class BoardTop(Elaboratable):
+    """A board's top: the board clock, a power-on reset, and the wrapper's ``uart_rx``/``uart_tx`` pins.
+
+    Ports of the Verilog module: ``clk``, ``uart_rx``, ``uart_tx``.
+    """
+
+    def __init__(self, wrapper: UARTWrapper):
+        self.wrapper = wrapper
+        self.clk = Signal()
+        self.uart_rx = Signal(init=1)
+        self.uart_tx = Signal(init=1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = sync = ClockDomain()
+        m.domains.por = por = ClockDomain(reset_less=True)
+        m.d.comb += [sync.clk.eq(self.clk), por.clk.eq(self.clk)]
+        # FPGAs load registers with their initial values: hold the design in reset for 15 cycles.
+        timer = Signal(4, init=0)
+        with m.If(timer != 15):
+            m.d.por += timer.eq(timer + 1)
+        m.d.comb += sync.rst.eq(timer != 15)
+        m.submodules.uart = self.wrapper
+        m.d.comb += [self.wrapper.rx.eq(self.uart_rx), self.uart_tx.eq(self.wrapper.tx)]
+        return m
+
+
+def wrapper_verilog(bundle: dict, clk_hz: float, baud: int = protocol.DEFAULT_BAUD, name: str = "dwn_uart",
+                    timeout_s: float = 0.1) -> str:
+    """Verilog of the wrapper alone (ports ``clk``, ``rst``, ``rx``, ``tx``), e.g. for simulation."""
+    w = UARTWrapper(bundle["in_width"], bundle["classes"], bundle["score_width"], bundle["top"],
+                    clk_hz, baud, timeout_s)
+    return verilog.convert(w, name=name, ports=[w.rx, w.tx], emit_src=False)
+
+
+def board_verilog(bundle: dict, clk_hz: float, baud: int = protocol.DEFAULT_BAUD, name: str = "dwn_board") -> str:
+    """Verilog of a board top (ports ``clk``, ``uart_rx``, ``uart_tx``) around the bundle's core."""
+    w = UARTWrapper(bundle["in_width"], bundle["classes"], bundle["score_width"], bundle["top"], clk_hz, baud)
+    top = BoardTop(w)
+    return verilog.convert(top, name=name, ports=[top.clk, top.uart_rx, top.uart_tx], emit_src=False)

@@ -523,6 +523,8 @@ def from_torch_dwn(state_dict, thresholds, num_classes, tau=1.0, randperm=None, 
                                  "feature")
         elif size_in != prev:
             raise DwnHwError(f"{layer['module']} reads {size_in} inputs but the layer before has {prev} outputs")
+        if kind == "random" and int(state[f"{i}.mapping"].min()) < 0:
+            raise DwnHwError(f"{layer['module']}.mapping holds a negative index {int(state[f'{i}.mapping'].min())}")
         if kind == "random" and int(state[f"{i}.mapping"].max()) >= size_in:
             raise DwnHwError(f"{layer['module']}.mapping reads input {int(state[f'{i}.mapping'].max())}, but there "
                              f"are only {size_in}")
@@ -534,7 +536,7 @@ def from_torch_dwn(state_dict, thresholds, num_classes, tau=1.0, randperm=None, 
     F = specs[0]["input_size"] // T
     if theta.shape[0] not in (1, F):
         raise DwnHwError(f"thresholds have {theta.shape[0]} rows but the first layer reads {F} features x {T} bits")
-    theta = np.ascontiguousarray(np.broadcast_to(theta, (F, T)))
+    theta = np.array(np.broadcast_to(theta, (F, T)), dtype=np.float32)  # a writable copy
     perm = randperm if randperm is not None else saved_perm
     if perm is not None:
         perm = torch.as_tensor(np.asarray(perm.numpy() if isinstance(perm, torch.Tensor) else perm)).long().reshape(-1)

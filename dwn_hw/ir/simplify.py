@@ -148,11 +148,11 @@ def simplify(ir: dict) -> tuple[dict, dict]:
     report["encoder_bits_unused"] = int((~used).sum())
     report["features_unused"] = ([int(f) for f in np.flatnonzero(~used.any(axis=1))]
                                  if out["encoder"]["kind"] == "thermometer" else [])
-    report["text"] = _report_text(report, out["encoder"]["kind"])
+    report["text"] = report_text(report, out["encoder"]["kind"])
     return out, report
 
 
-def _report_text(r: dict, kind: str) -> str:
+def report_text(r: dict, kind: str) -> str:
     removed = [b - a for b, a in zip(r["luts_before"], r["luts_after"])]
     gone = (r["lut_inputs_before"] - r["lut_inputs_after"] - r["ignored_inputs"] - r["constant_inputs"]
             - r["repeated_inputs"])

@@ -27,8 +27,9 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.option("--bits", type=int, default=_D.bits, show_default=True, help="Thermometer bits per feature.")
 @click.option("--layers", default=",".join(map(str, _D.layers)), show_default=True,
               help="LUTs per layer, comma-separated.")
-@click.option("--n", "n", default=",".join(map(str, _D.n)), show_default=True,
-              help="Inputs per LUT: one value, or one per layer.")
+@click.option("--n", "--lut-inputs", "n", default=",".join(map(str, _D.n)), show_default=True,
+              help="Inputs per LUT: one value, or one per layer (under torchrun spell it --lut-inputs: "
+              "torchrun takes --n for a prefix of its own options).")
 @click.option("--mapping", type=click.Choice(["learnable", "random"]), default=_D.mapping, show_default=True,
               help="Mapping of the first layer (later layers are random).")
 @click.option("--tau", type=float, default=_D.tau, show_default=True, help="GroupSum temperature.")

@@ -1,0 +1,131 @@
+"""``dwn-hw synth``, ``dwn-hw run`` and ``dwn-hw report``. No torch here."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from dwn_hw.errors import DwnHwError
+from dwn_hw.synth import protocol
+
+
+def _board_names():
+    from dwn_hw.synth.boards import list_boards
+
+    return list_boards()
+
+
+@click.command("synth")
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.option("--board", "board", required=True, help=f"Board: {', '.join(_board_names())}.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
+@click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--toolchain", type=click.Choice(["yowasp", "system"]), default="yowasp", show_default=True,
+              help="YoWASP wheels, or yosys/nextpnr on PATH after a version check.")
+@click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True, help="UART rate of the board wrapper.")
+@click.option("--core-pnr/--no-core-pnr", default=True, show_default=True,
+              help="Place and route the core alone for its own Fmax (open flows).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+def synth_cmd(bundle, board, json_path, seed, toolchain, baud, core_pnr, quiet):
+    """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
+
+    iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
+    estimates plus Vivado Tcl and XDC. The core alone and the board build (core inside the UART
+    wrapper) are reported separately in BUNDLE/synth/BOARD/report.json.
+    """
+    from dwn_hw.fsutil import atomic_write_text
+    from dwn_hw.synth.flows import synth
+
+    try:
+        report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr, quiet=quiet)
+    finally:
+        if json_path:
+            written = Path(bundle) / "synth" / board / "report.json"
+            if written.is_file():
+                atomic_write_text(json_path, written.read_text())
+    click.echo(summary_line(report))
+
+
+def summary_line(r: dict) -> str:
+    core = r["core"]
+    fmax = lambda v: "n/a (no place-and-route)" if v is None else f"{v:.1f} MHz"  # noqa: E731
+    parts = [f"{r['board']} ({r['part']}): core {core['luts']} LUTs, {core['ffs']} FFs, Fmax {fmax(core['fmax_mhz'])},"
+             f" latency {r['latency_cycles']} cycles;",
+             f"board build {r['luts']} LUTs, {r['ffs']} FFs ({100 * r['utilisation']['luts']:.1f} % of LUTs),"
+             f" Fmax {fmax(r['fmax_mhz'])} at a {r['clock_mhz']:g} MHz clock"]
+    if r.get("bitstream"):
+        parts.append(f"; bitstream {r['bitstream']}")
+    elif r.get("vivado"):
+        parts.append(f"; Vivado: {r['vivado']['command']}")
+    return " ".join(parts)
+
+
+@click.command("run")
+@click.option("--port", required=True, help="Serial port of the board (e.g. /dev/ttyUSB1, COM3, socket://host:port).")
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The export bundle the board was built from.")
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True)
+@click.option("--scores", is_flag=True, help="Also read and check the scores (slower).")
+@click.option("--limit", type=int, default=None, help="Only the first N samples.")
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for each answer.")
+def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout):
+    """Classify DATA on a board over its UART and print the accuracy.
+
+    DATA is an .npz with `inputs` (grid integers [N, F], or bits) and optionally `labels`; by
+    default the bundle's own vectors/vectors.npz, whose expected classes are checked too.
+    """
+    from dwn_hw.synth import host
+    from dwn_hw.synth.uart_sim import read_bundle
+
+    bundle = read_bundle(bundle_dir)
+    path = Path(data) if data else Path(bundle_dir) / "vectors" / "vectors.npz"
+    with np.load(path) as f:
+        if "inputs" not in f:
+            raise DwnHwError(f"{path} has no 'inputs' array")
+        arrays = {k: f[k] for k in f.files}
+    n = len(arrays["inputs"]) if limit is None else min(limit, len(arrays["inputs"]))
+    inputs = arrays["inputs"][:n]
+    ser = host.open_port(port, baud, timeout)
+    try:
+        host.identify(ser, bundle)
+        with click.progressbar(length=n, label="classifying on the board", file=sys.stderr) as bar:
+            last = [0]
+
+            def step(i):
+                bar.update(i - last[0])
+                last[0] = i
+            classes, got_scores = host.classify(ser, bundle, inputs, scores, step)
+    finally:
+        if hasattr(ser, "close"):
+            ser.close()
+    bad = 0
+    if "labels" in arrays:
+        acc = float(np.mean(classes == arrays["labels"][:n]))
+        click.echo(f"accuracy on the board: {acc:.2%} ({int(np.sum(classes == arrays['labels'][:n]))}/{n})")
+    if "classes" in arrays:
+        agree = classes == arrays["classes"][:n]
+        if scores and "scores" in arrays:
+            agree &= np.all(got_scores == arrays["scores"][:n], axis=1)
+        bad = int(np.sum(~agree))
+        what = "classes and scores" if scores else "classes"
+        click.echo(f"{what} equal to the expected outputs: {n - bad}/{n}")
+    if "labels" not in arrays and "classes" not in arrays:
+        click.echo(json.dumps({"classes": classes.tolist()}))
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("report")
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for report.md and the plots.")
+def report_cmd(bundles, out_dir):
+    """Write report.md and PNG plots from the synth reports of one or more BUNDLES."""
+    from dwn_hw.synth.report import write_report
+
+    path = write_report([Path(b) for b in bundles], Path(out_dir))
+    click.echo(f"wrote {path}")

@@ -1,0 +1,131 @@
+"""Which yosys / nextpnr / pack tools a flow runs, their versions, and running them with progress.
+
+``yowasp`` (the default) uses the pinned YoWASP wheels beside this Python; ``system`` uses the
+binaries on PATH after a version check, because old distribution packages (yosys 0.23,
+nextpnr 0.4) lack what the flows need. No torch here.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from dwn_hw import tools
+from dwn_hw.errors import DwnHwError
+
+MIN_YOSYS = (0, 40)
+MIN_NEXTPNR = (0, 7)
+TOOLCHAINS = ("yowasp", "system")
+
+
+class Toolchain:
+    """Commands for one toolchain choice; ``versions`` records what ran."""
+
+    def __init__(self, kind: str = "yowasp"):
+        if kind not in TOOLCHAINS:
+            raise DwnHwError(f"toolchain must be one of {', '.join(TOOLCHAINS)}, not {kind!r}")
+        self.kind = kind
+        self.versions: dict[str, str] = {}
+
+    def _system(self, name: str) -> str:
+        path = shutil.which(name)
+        if not path:
+            raise DwnHwError(f"--toolchain system: {name} is not on PATH (or use the default --toolchain yowasp)")
+        return path
+
+    def yosys(self) -> list[str]:
+        cmd = tools.yosys_cmd() if self.kind == "yowasp" else [self._system("yosys")]
+        if "yosys" not in self.versions:
+            text = _version_text(cmd + ["-V"])
+            self.versions["yosys"] = text
+            _check_version("yosys", text, r"Yosys (\d+)\.(\d+)", MIN_YOSYS)
+        return cmd
+
+    def nextpnr(self, family: str) -> list[str]:
+        cmd = tools.nextpnr_cmd(family) if self.kind == "yowasp" else [self._system(f"nextpnr-{family}")]
+        key = f"nextpnr-{family}"
+        if key not in self.versions:
+            text = _version_text(cmd + ["--version"])
+            self.versions[key] = text
+            _check_version(key, text, r"nextpnr-(\d+)\.(\d+)", MIN_NEXTPNR)
+        return cmd
+
+    def pack(self, family: str) -> list[str]:
+        name = {"ice40": "icepack", "ecp5": "ecppack"}[family]
+        if self.kind == "yowasp":
+            return [tools.find_tool(f"yowasp-{name}")]
+        return [self._system(name)]
+
+
+def _version_text(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    except OSError as exc:
+        raise DwnHwError(f"cannot run {cmd[0]}: {exc}") from exc
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[0].strip() if text else "unknown"
+
+
+def _check_version(name: str, text: str, pattern: str, minimum: tuple[int, int]) -> None:
+    m = re.search(pattern, text)
+    if not m:
+        return  # a development build without a release number: trust it
+    found = (int(m.group(1)), int(m.group(2)))
+    if found < minimum:
+        raise DwnHwError(f"{name} {found[0]}.{found[1]} is too old (need ≥ {minimum[0]}.{minimum[1]}): "
+                         f"use the default --toolchain yowasp")
+
+
+def run_tool(cmd: list[str], cwd: Path, log: Path, label: str, quiet: bool = False) -> str:
+    """Run a tool, keep its whole output in ``log``, show progress; return the output.
+
+    On a terminal one status line shows the elapsed time and the tool's latest line; elsewhere a
+    line is printed every 15 s so a CI log shows the tool is alive.
+    """
+    start = time.monotonic()
+    tty = sys.stderr.isatty() and not quiet
+    last_print = start
+    lines: list[str] = []
+    env = dict(os.environ)
+    with open(log, "w") as logf:
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    errors="replace", env=env)
+        except OSError as exc:
+            raise DwnHwError(f"cannot run {cmd[0]}: {exc}") from exc
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            logf.write(line)
+            line = line.rstrip()
+            if line:
+                lines.append(line)
+            now = time.monotonic()
+            if tty and line:
+                click.echo(f"\r  {label} {now - start:5.0f} s  {line[:70]:<70}", nl=False, err=True)
+            elif not quiet and now - last_print >= 15:
+                click.echo(f"  {label}: {now - start:.0f} s  {line[:90]}", err=True)
+                last_print = now
+        rc = proc.wait()
+    elapsed = time.monotonic() - start
+    if not quiet:
+        click.echo(("\r" if tty else "") + f"  {label}: {'done' if rc == 0 else 'FAILED'} in {elapsed:.1f} s"
+                   + " " * 60 * tty, err=True)
+    text = "\n".join(lines)
+    if rc != 0:
+        raise ToolFailed(label, rc, log, lines)
+    return text
+
+
+class ToolFailed(DwnHwError):
+    """A tool exited non-zero; the message quotes its last error lines and names the log."""
+
+    def __init__(self, label: str, rc: int, log: Path, lines: list[str]):
+        errors = [ln for ln in lines if re.search(r"\bERROR\b|error:", ln, re.IGNORECASE)] or lines[-3:]
+        self.lines = lines
+        super().__init__(f"{label} failed (exit {rc}): {' | '.join(e.strip() for e in errors[-3:])} (log: {log})")

@@ -38,7 +38,11 @@ def layer_tables(layer: dict) -> list[np.ndarray]:
 
 
 class _CompiledLayer:
-    """A layer as dense arrays: padded mapping, per-slot shift weights and a flat table."""
+    """A layer as dense arrays: padded mapping, validity of each slot and a flat table.
+
+    Works on activations laid out ``[inputs, batch]`` (one row per signal): gathering a LUT slot's
+    source is then a copy of whole contiguous rows, several times faster than gathering columns.
+    """
 
     def __init__(self, layer: dict):
         n = int(layer["n"])
@@ -46,34 +50,50 @@ class _CompiledLayer:
         N = len(rows)
         self.N = N
         self.n = n
-        self.map = np.zeros((N, n), dtype=np.int64)
+        self.map = np.zeros((N, n), dtype=np.intp)
         self.valid = np.zeros((N, n), dtype=bool)
         for j, row in enumerate(rows):
             self.map[j, : len(row)] = row
             self.valid[j, : len(row)] = True
+        self.all_valid = self.valid.all(axis=0)
         tables = np.zeros((N, 1 << n), dtype=np.uint8)
         for j, (t, row) in enumerate(zip(layer["tables"], rows)):
             tables[j, : 1 << len(row)] = decode_table(t, len(row))
         self.flat = tables.ravel()
-        self.offset = (np.arange(N, dtype=np.int32) << n)[None, :]
+        self.offset = (np.arange(N, dtype=np.int32) << n)[:, None]
 
-    def __call__(self, bits: np.ndarray) -> np.ndarray:
-        # n <= 6, so an address fits in a byte: uint8 keeps the gathers cache-friendly.
-        addr = np.zeros((bits.shape[0], self.N), dtype=np.uint8)
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        """Outputs ``[N, batch]`` (uint8 0/1) of inputs ``h`` ``[inputs, batch]`` (uint8 0/1)."""
+        # n <= 6, so an address fits in a byte
+        addr = np.zeros((self.N, h.shape[1]), dtype=np.uint8)
+        col = np.empty_like(addr)
         for slot in range(self.n):
-            col = np.take(bits, self.map[:, slot], axis=1)
-            if not self.valid[:, slot].all():
-                col &= self.valid[:, slot].astype(np.uint8)
-            addr |= col << np.uint8(slot)
-        return np.take(self.flat, addr + self.offset)
+            np.take(h, self.map[:, slot], axis=0, out=col)
+            if not self.all_valid[slot]:
+                col &= self.valid[:, slot, None]
+            if slot:
+                col <<= np.uint8(slot)
+            addr |= col
+        index = addr.astype(np.int32)
+        index += self.offset
+        return np.take(self.flat, index)
 
 
 def compile_ir(ir: dict) -> list[_CompiledLayer]:
     return [_CompiledLayer(layer) for layer in ir["layers"]]
 
 
-def encode(ir: dict, q) -> np.ndarray:
-    """Thermometer bits (uint8 [N, F*T], feature-major) of grid integers ``q`` (int [N, F])."""
+def _compare_dtype(enc: dict):
+    """The narrowest integer type holding every grid value and threshold (halves memory traffic)."""
+    bits = int(enc["input_bits"])
+    if bits <= 15:
+        return np.int16
+    if bits <= 31:
+        return np.int32
+    return np.int64
+
+
+def _check_grid_inputs(ir: dict, q) -> np.ndarray:
     enc = ir["encoder"]
     if enc["kind"] != "thermometer":
         raise IRError("encode() needs a thermometer encoder; this IR has encoder.kind 'none'")
@@ -86,21 +106,51 @@ def encode(ir: dict, q) -> np.ndarray:
     qmin, qmax = grid_range(enc)
     if q.size and (q.min() < qmin or q.max() > qmax):
         raise IRError(f"inputs must lie on the grid [{qmin}, {qmax}], found [{q.min()}, {q.max()}]")
-    th = np.asarray(enc["thresholds"], dtype=np.int64)
+    return q
+
+
+def encode(ir: dict, q) -> np.ndarray:
+    """Thermometer bits (uint8 [N, F*T], feature-major) of grid integers ``q`` (int [N, F])."""
+    q = _check_grid_inputs(ir, q)
+    th = np.asarray(ir["encoder"]["thresholds"], dtype=np.int64)
     return (q.astype(np.int64)[:, :, None] > th[None, :, :]).reshape(q.shape[0], -1).astype(np.uint8)
 
 
+def _encode_t(ir: dict, q: np.ndarray, th: np.ndarray) -> np.ndarray:
+    """Thermometer bits laid out ``[F*T, batch]`` (uint8) of grid integers ``q`` ``[batch, F]``."""
+    qt = np.ascontiguousarray(q.T).astype(th.dtype)
+    bits = qt[:, None, :] > th[:, :, None]
+    return bits.view(np.uint8).reshape(-1, q.shape[0])
+
+
 def _groupsum(ir: dict, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and classes of the last layer's outputs ``h`` laid out ``[outputs, batch]``."""
     gs = ir["groupsum"]
     k = int(gs["k"])
     if gs.get("permutation") is not None:
-        h = h[:, np.asarray(gs["permutation"], dtype=np.int64)]
-    N = h.shape[1]
+        h = h[np.asarray(gs["permutation"], dtype=np.intp)]
+    N = h.shape[0]
     g = -(-N // k)
     if g * k != N:
-        h = np.concatenate([h, np.zeros((h.shape[0], g * k - N), dtype=h.dtype)], axis=1)
-    scores = h.reshape(h.shape[0], k, g).sum(axis=2, dtype=np.int64)
-    return scores, scores.argmax(axis=1).astype(np.int64)
+        h = np.concatenate([h, np.zeros((g * k - N, h.shape[1]), dtype=h.dtype)], axis=0)
+    scores = h.reshape(k, g, h.shape[1]).sum(axis=1, dtype=np.int64).T
+    return np.ascontiguousarray(scores), scores.argmax(axis=1).astype(np.int64)
+
+
+def _run(ir: dict, layers, chunks) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and classes over an iterable of bit chunks laid out ``[bits, batch]``."""
+    scores, classes = [], []
+    for h in chunks:
+        for layer in layers:
+            h = layer(h)
+        s, c = _groupsum(ir, h)
+        scores.append(s)
+        classes.append(c)
+    return np.concatenate(scores), np.concatenate(classes)
+
+
+def _starts(n: int, chunk: int):
+    return range(0, max(1, n), max(1, int(chunk)))
 
 
 def evaluate_bits(ir: dict, bits, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -111,19 +161,8 @@ def evaluate_bits(ir: dict, bits, chunk: int = 1024) -> tuple[np.ndarray, np.nda
         raise IRError(f"bit inputs must have shape [N, {want}], not {list(bits.shape)}")
     if bits.size and (bits.min() < 0 or bits.max() > 1):
         raise IRError("bit inputs must be 0 or 1")
-    return _run(ir, compile_ir(ir), bits, chunk)
-
-
-def _run(ir, layers, bits, chunk):
-    scores, classes = [], []
-    for start in range(0, max(1, bits.shape[0]), chunk):
-        h = bits[start : start + chunk].astype(np.uint8)
-        for layer in layers:
-            h = layer(h)
-        s, c = _groupsum(ir, h)
-        scores.append(s)
-        classes.append(c)
-    return np.concatenate(scores), np.concatenate(classes)
+    chunks = (np.ascontiguousarray(bits[s : s + chunk].T).astype(np.uint8) for s in _starts(len(bits), chunk))
+    return _run(ir, compile_ir(ir), chunks)
 
 
 def evaluate(ir: dict, q, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -133,11 +172,7 @@ def evaluate(ir: dict, q, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """
     if ir["encoder"]["kind"] == "none":
         return evaluate_bits(ir, q, chunk)
-    q = np.asarray(q)
-    layers = compile_ir(ir)
-    out_s, out_c = [], []
-    for start in range(0, max(1, q.shape[0]), chunk):
-        s, c = _run(ir, layers, encode(ir, q[start : start + chunk]), chunk)
-        out_s.append(s)
-        out_c.append(c)
-    return np.concatenate(out_s), np.concatenate(out_c)
+    q = _check_grid_inputs(ir, q)
+    th = np.asarray(ir["encoder"]["thresholds"], dtype=np.int64).astype(_compare_dtype(ir["encoder"]))
+    chunks = (_encode_t(ir, q[s : s + chunk], th) for s in _starts(len(q), chunk))
+    return _run(ir, compile_ir(ir), chunks)

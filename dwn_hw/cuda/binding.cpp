@@ -6,6 +6,7 @@
 #include <c10/core/DeviceGuard.h>
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -19,6 +20,10 @@ void check(const torch::Tensor& t, const char* name, c10::ScalarType dtype, int6
               t.scalar_type());
   TORCH_CHECK(t.dim() == dim, name, " must have ", dim, " dimensions, got shape ", t.sizes());
   TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+void same_device(const torch::Tensor& a, const torch::Tensor& b, const char* name) {
+  TORCH_CHECK(a.device() == b.device(), name, " is on ", b.device(), ", expected ", a.device());
 }
 
 void* current_stream(const torch::Tensor& t) {
@@ -46,6 +51,8 @@ std::tuple<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x,
   check(mapping, "mapping", torch::kInt32, 2);
   check(luts, "luts", torch::kFloat32, 2);
   const int n = lut_bits(mapping, luts);
+  same_device(x, mapping, "mapping");
+  same_device(x, luts, "luts");
   c10::DeviceGuard guard(x.device());
   const int64_t batch = x.size(0), num_luts = mapping.size(0);
   auto out = torch::empty({batch, num_luts}, x.options());
@@ -72,49 +79,40 @@ torch::Tensor coefficients(const torch::Tensor& luts, int64_t n, double alpha, d
   return coef;
 }
 
-// Returns float [B, input_size].
-torch::Tensor input_grad(const torch::Tensor& grad_out, const torch::Tensor& addr,
-                         const torch::Tensor& mapping, const torch::Tensor& coef,
-                         int64_t input_size) {
+// Returns (grad_x float [B, input_size] or None, grad_luts float [N, 2^n]).
+std::tuple<std::optional<torch::Tensor>, torch::Tensor> backward(
+    const torch::Tensor& grad_out, const torch::Tensor& addr, const torch::Tensor& mapping,
+    const torch::Tensor& luts, double alpha, double beta, int64_t input_size, bool x_needs_grad) {
   check(grad_out, "grad_out", torch::kFloat32, 2);
   check(addr, "addr", torch::kInt32, 2);
   check(mapping, "mapping", torch::kInt32, 2);
-  check(coef, "coef", torch::kFloat32, 3);
-  const int64_t n = mapping.size(1);
-  TORCH_CHECK(n >= 1 && n <= dwn_cuda::kMaxN, "mapping must have 1..", dwn_cuda::kMaxN,
-              " columns, got ", n);
+  check(luts, "luts", torch::kFloat32, 2);
+  const int n = lut_bits(mapping, luts);
   TORCH_CHECK(grad_out.sizes() == addr.sizes() && grad_out.size(1) == mapping.size(0),
-              "grad_out ", grad_out.sizes(), " and addr ", addr.sizes(),
-              " must both be [batch, ", mapping.size(0), "]");
-  TORCH_CHECK(coef.size(0) == mapping.size(0) && coef.size(1) == n &&
-                  coef.size(2) == (int64_t{1} << (n - 1)),
-              "coef has shape ", coef.sizes(), ", expected [", mapping.size(0), ", ", n, ", ",
-              int64_t{1} << (n - 1), "]");
+              "grad_out ", grad_out.sizes(), " and addr ", addr.sizes(), " must both be [batch, ",
+              mapping.size(0), "]");
   TORCH_CHECK(input_size > 0, "input_size must be positive, got ", input_size);
+  same_device(grad_out, addr, "addr");
+  same_device(grad_out, mapping, "mapping");
+  same_device(grad_out, luts, "luts");
   c10::DeviceGuard guard(grad_out.device());
-  auto grad_x = torch::zeros({grad_out.size(0), input_size}, grad_out.options());
-  raise_if(dwn_cuda::efd_input_grad(grad_out.data_ptr<float>(), addr.data_ptr<int32_t>(),
-                                    mapping.data_ptr<int32_t>(), coef.data_ptr<float>(),
-                                    grad_x.data_ptr<float>(), grad_out.size(0), input_size,
-                                    mapping.size(0), static_cast<int>(n),
-                                    current_stream(grad_out)));
-  return grad_x;
-}
-
-// Returns float [N, 2^n].
-torch::Tensor lut_grad(const torch::Tensor& grad_out, const torch::Tensor& addr, int64_t n) {
-  check(grad_out, "grad_out", torch::kFloat32, 2);
-  check(addr, "addr", torch::kInt32, 2);
-  TORCH_CHECK(grad_out.sizes() == addr.sizes(), "grad_out ", grad_out.sizes(), " and addr ",
-              addr.sizes(), " differ in shape");
-  TORCH_CHECK(n >= 1 && n <= dwn_cuda::kMaxN, "n must be in 1..", dwn_cuda::kMaxN, ", got ", n);
-  c10::DeviceGuard guard(grad_out.device());
-  auto grad_luts = torch::zeros({grad_out.size(1), int64_t{1} << n}, grad_out.options());
-  raise_if(dwn_cuda::efd_lut_grad(grad_out.data_ptr<float>(), addr.data_ptr<int32_t>(),
-                                  grad_luts.data_ptr<float>(), grad_out.size(0),
-                                  grad_out.size(1), static_cast<int>(n),
-                                  current_stream(grad_out)));
-  return grad_luts;
+  const int64_t batch = grad_out.size(0), num_luts = mapping.size(0);
+  // the launcher zero-fills what needs it
+  auto grad_luts = torch::empty({num_luts, int64_t{1} << n}, grad_out.options());
+  std::optional<torch::Tensor> grad_x;
+  torch::Tensor scratch;
+  if (x_needs_grad) {
+    grad_x = torch::empty({batch, input_size}, grad_out.options());
+    if (n > dwn_cuda::kFusedMaxN)
+      scratch = torch::empty({num_luts, n, int64_t{1} << (n - 1)}, grad_out.options());
+  }
+  raise_if(dwn_cuda::efd_backward(
+      grad_out.data_ptr<float>(), addr.data_ptr<int32_t>(), mapping.data_ptr<int32_t>(),
+      luts.data_ptr<float>(), static_cast<float>(alpha), static_cast<float>(beta),
+      grad_x ? grad_x->data_ptr<float>() : nullptr, grad_luts.data_ptr<float>(),
+      scratch.defined() ? scratch.data_ptr<float>() : nullptr, batch, input_size, num_luts, n,
+      current_stream(grad_out)));
+  return {grad_x, grad_luts};
 }
 
 torch::Tensor baseline_forward(const torch::Tensor& x, const torch::Tensor& mapping,
@@ -162,8 +160,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "dwn_hw EFD CUDA kernels (see dwn_hw/cuda/efd_kernels.h)";
   m.def("forward", &forward, "EFD forward: (out, addr int32)");
   m.def("coefficients", &coefficients, "per-step EFD input-gradient coefficients [N, n, 2^(n-1)]");
-  m.def("input_grad", &input_grad, "EFD input gradient from output gradient and addresses");
-  m.def("lut_grad", &lut_grad, "LUT gradient (scatter-add of the output gradient)");
+  m.def("backward", &backward,
+        "EFD backward: (grad_x or None, grad_luts) from grad_out, addr, mapping, luts, alpha, beta, "
+        "input_size, x_needs_grad");
   m.def("baseline_forward", &baseline_forward, "torch-dwn's forward algorithm (benchmark only)");
   m.def("baseline_backward", &baseline_backward,
         "torch-dwn's O(n 2^n) backward algorithm (benchmark only): (grad_x, grad_luts)");

@@ -65,7 +65,7 @@ __device__ __forceinline__ uint32_t insert_zero_bit(uint32_t r, int pos) {
 // One block per (LUT j, slot l). D[r] = L[a(r, bit l = 1)] - L[a(r, bit l = 0)] is
 // multiplied by the Kronecker power of [[1, beta], [beta, 1]] over the n-1 other bits,
 // whose entry (r, r') is beta^popcount(r xor r'): exactly the EFD sum, in
-// (n-1) * 2^(n-1) operations instead of 4^(n-1).
+// (n-1) * 2^(n-1) operations instead of 4^(n-1). (alpha is linear: folded into D.)
 // The vector lives in shared memory when it fits (smem_floats > 0), else in `coef`
 // itself (global memory is coherent inside a block across __syncthreads).
 __global__ void coef_kernel(const float* __restrict__ luts, float* __restrict__ coef, int n,
@@ -80,7 +80,7 @@ __global__ void coef_kernel(const float* __restrict__ luts, float* __restrict__ 
 
   for (uint32_t r = threadIdx.x; r < half; r += blockDim.x) {
     const uint32_t a0 = insert_zero_bit(r, l);
-    v[r] = table[a0 | (1u << l)] - table[a0];
+    v[r] = alpha * (table[a0 | (1u << l)] - table[a0]);
   }
   for (int k = 0; k < n - 1; ++k) {
     __syncthreads();
@@ -94,7 +94,8 @@ __global__ void coef_kernel(const float* __restrict__ luts, float* __restrict__ 
     }
   }
   __syncthreads();
-  for (uint32_t r = threadIdx.x; r < half; r += blockDim.x) dst[r] = alpha * v[r];
+  if (use_smem)
+    for (uint32_t r = threadIdx.x; r < half; r += blockDim.x) dst[r] = v[r];
 }
 
 // One thread per (sample, LUT): n coefficient gathers, n atomic adds (fire-and-forget
@@ -173,6 +174,126 @@ __global__ void lut_grad_global_kernel(const float* __restrict__ grad_out,
   }
 }
 
+__device__ __forceinline__ uint32_t remove_bit(uint32_t a, int pos) {
+  return ((a >> (pos + 1)) << pos) | (a & ((1u << pos) - 1u));
+}
+
+// The whole backward pass of a tile of kLutTile LUTs over a slice of the batch, in one block
+// (n <= kFusedMaxN). Shared memory holds, for the tile:
+//   hist  [2^n][lane]            the LUT-gradient histogram (as in lut_grad_shared_kernel)
+//   coef  [n][2^(n-1)][lane]     the EFD coefficients, built in place by the butterfly of
+//                                coef_kernel; lane-fastest so that the per-sample gathers
+//                                of a warp (one LUT per lane) hit 32 different banks.
+// Each sample then costs one shared atomic, n shared reads and n global atomic adds.
+// store_luts: this block sees the whole batch, so it writes grad_luts directly (no zero fill).
+__global__ void __launch_bounds__(kLutTile * kRows)
+fused_backward_kernel(const float* __restrict__ grad_out, const int32_t* __restrict__ addr,
+                      const int32_t* __restrict__ mapping, const float* __restrict__ luts,
+                      float alpha, float beta, float* __restrict__ grad_x,
+                      float* __restrict__ grad_luts, int64_t batch, int64_t input_size,
+                      int64_t num_luts, int n, int64_t rows_per_block, int store_luts) {
+  extern __shared__ float smem[];
+  const int bins = 1 << n;
+  const int half = bins >> 1;
+  float* hist = smem;
+  float* coef = smem + bins * kLutTile;
+  const int lane = threadIdx.x;
+  const int tid = threadIdx.y * kLutTile + lane;
+  constexpr int kBlock = kLutTile * kRows;
+  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * kLutTile;
+  const int64_t j = j0 + lane;
+  const bool valid = j < num_luts;
+
+  for (int k = tid; k < bins * kLutTile; k += kBlock) hist[k] = 0.0f;
+  if (grad_x != nullptr) {
+    for (int k = tid; k < n * half * kLutTile; k += kBlock) {
+      const int ln = k % kLutTile;
+      const int rest = k / kLutTile;
+      const int l = rest / half;
+      const uint32_t a0 = insert_zero_bit(static_cast<uint32_t>(rest % half), l);
+      float d = 0.0f;
+      if (j0 + ln < num_luts) {
+        const float* table = luts + ((j0 + ln) << n);
+        d = alpha * (table[a0 | (1u << l)] - table[a0]);
+      }
+      coef[k] = d;
+    }
+    const int quarter = half >> 1;
+    for (int kb = 0; kb < n - 1; ++kb) {
+      __syncthreads();
+      for (int p = tid; p < n * quarter * kLutTile; p += kBlock) {
+        const int ln = p % kLutTile;
+        const int rest = p / kLutTile;
+        const int l = rest / quarter;
+        const uint32_t r0 = insert_zero_bit(static_cast<uint32_t>(rest % quarter), kb);
+        const uint32_t r1 = r0 | (1u << kb);
+        float* vec = coef + l * half * kLutTile + ln;
+        const float u = vec[r0 * kLutTile];
+        const float w = vec[r1 * kLutTile];
+        vec[r0 * kLutTile] = u + beta * w;
+        vec[r1 * kLutTile] = beta * u + w;
+      }
+    }
+  }
+  __syncthreads();
+
+  int32_t m[kFusedMaxN];
+#pragma unroll
+  for (int l = 0; l < kFusedMaxN; ++l)
+    m[l] = (valid && grad_x != nullptr && l < n) ? mapping[j * n + l] : 0;
+
+  const int64_t b_begin = blockIdx.y * rows_per_block;
+  const int64_t b_end = b_begin + rows_per_block < batch ? b_begin + rows_per_block : batch;
+  if (valid) {
+    for (int64_t b = b_begin + threadIdx.y; b < b_end; b += kRows) {
+      const int64_t idx = b * num_luts + j;
+      const float g = grad_out[idx];
+      const uint32_t a = static_cast<uint32_t>(addr[idx]);
+      atomicAdd(&hist[a * kLutTile + lane], g);
+      if (grad_x != nullptr && g != 0.0f) {
+        float* gx = grad_x + b * input_size;
+#pragma unroll
+        for (int l = 0; l < kFusedMaxN; ++l) {
+          if (l < n) atomicAdd(gx + m[l], g * coef[(l * half + remove_bit(a, l)) * kLutTile + lane]);
+        }
+      }
+    }
+  }
+  __syncthreads();
+
+  for (int k = tid; k < bins * kLutTile; k += kBlock) {
+    const int64_t jj = j0 + (k % kLutTile);
+    if (jj >= num_luts) continue;
+    const float val = hist[k];
+    float* dst = grad_luts + (jj << n) + k / kLutTile;
+    if (store_luts)
+      *dst = val;
+    else if (val != 0.0f)
+      atomicAdd(dst, val);
+  }
+}
+
+// Batch slices for the tile kernels: about four blocks per SM, each slice a multiple of kRows.
+int64_t rows_per_slice(int64_t batch, int64_t tiles) {
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      sms < 1) {
+    cudaGetLastError();  // not fatal: assume a mid-size GPU
+    sms = 80;
+  }
+  int64_t slices = (4 * static_cast<int64_t>(sms) + tiles - 1) / tiles;
+  const int64_t max_slices = (batch + kRows - 1) / kRows;
+  if (slices > max_slices) slices = max_slices;
+  if (slices > 65535) slices = 65535;
+  if (slices < 1) slices = 1;
+  int64_t rows = (batch + slices - 1) / slices;
+  rows = (rows + kRows - 1) / kRows * kRows;
+  // grid.y is at most 65535
+  while ((batch + rows - 1) / rows > 65535) rows *= 2;
+  return rows;
+}
+
 }  // namespace
 
 const char* efd_forward(const float* x, const int32_t* mapping, const float* luts, float* out,
@@ -202,52 +323,65 @@ const char* efd_coefficients(const float* luts, float* coef, int64_t num_luts, i
   return launch_status();
 }
 
-const char* efd_input_grad(const float* grad_out, const int32_t* addr, const int32_t* mapping,
-                           const float* coef, float* grad_x, int64_t batch, int64_t input_size,
-                           int64_t num_luts, int n, void* stream) {
-  if (n < 1 || n > kMaxN) return "efd_input_grad: n out of range";
-  const int64_t total = batch * num_luts;
-  if (total == 0) return nullptr;
-  input_grad_kernel<<<grid_for(total, kThreads), kThreads, 0,
-                      static_cast<cudaStream_t>(stream)>>>(grad_out, addr, mapping, coef, grad_x,
-                                                           batch, input_size, num_luts, n);
-  return launch_status();
-}
-
-const char* efd_lut_grad(const float* grad_out, const int32_t* addr, float* grad_luts,
-                         int64_t batch, int64_t num_luts, int n, void* stream) {
-  if (n < 1 || n > kMaxN) return "efd_lut_grad: n out of range";
-  if (batch * num_luts == 0) return nullptr;
+const char* efd_backward(const float* grad_out, const int32_t* addr, const int32_t* mapping,
+                         const float* luts, float alpha, float beta, float* grad_x,
+                         float* grad_luts, float* scratch, int64_t batch, int64_t input_size,
+                         int64_t num_luts, int n, void* stream) {
+  if (n < 1 || n > kMaxN) return "efd_backward: n out of range";
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (n > kMaxSharedHistN) {
-    lut_grad_global_kernel<<<grid_for(batch * num_luts, kThreads), kThreads, 0, s>>>(
-        grad_out, addr, grad_luts, batch, num_luts, n);
+  const size_t lut_bytes = (sizeof(float) * static_cast<size_t>(num_luts)) << n;
+  const size_t x_bytes = sizeof(float) * static_cast<size_t>(batch * input_size);
+  if (num_luts == 0) {
+    if (grad_x != nullptr && x_bytes > 0 && cudaMemsetAsync(grad_x, 0, x_bytes, s) != cudaSuccess)
+      return launch_status();
+    return nullptr;
+  }
+  if (batch == 0) {
+    if (cudaMemsetAsync(grad_luts, 0, lut_bytes, s) != cudaSuccess) return launch_status();
+    return nullptr;
+  }
+  // inputs that no LUT reads get no term: start from zero
+  if (grad_x != nullptr && cudaMemsetAsync(grad_x, 0, x_bytes, s) != cudaSuccess)
+    return launch_status();
+
+  const int64_t tiles = (num_luts + kLutTile - 1) / kLutTile;
+  if (tiles > 0x7fffffff) return "efd_backward: too many LUTs";
+  if (n <= kFusedMaxN) {
+    const int64_t rows = rows_per_slice(batch, tiles);
+    const int64_t slices = (batch + rows - 1) / rows;
+    const int store_luts = slices == 1;
+    if (!store_luts && cudaMemsetAsync(grad_luts, 0, lut_bytes, s) != cudaSuccess)
+      return launch_status();
+    const size_t smem =
+        sizeof(float) * kLutTile * ((size_t{1} << n) + (grad_x ? n * (size_t{1} << (n - 1)) : 0));
+    dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(slices));
+    dim3 block(kLutTile, kRows);
+    fused_backward_kernel<<<grid, block, smem, s>>>(grad_out, addr, mapping, luts, alpha, beta,
+                                                    grad_x, grad_luts, batch, input_size,
+                                                    num_luts, n, rows, store_luts);
     return launch_status();
   }
-  int device = 0, sms = 0;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
-      sms < 1) {
-    cudaGetLastError();  // not fatal: guess a mid-size GPU
-    sms = 80;
+
+  // Large tables: LUT histogram, then coefficient table, then the per-sample gathers.
+  if (cudaMemsetAsync(grad_luts, 0, lut_bytes, s) != cudaSuccess) return launch_status();
+  if (n <= kMaxSharedHistN) {
+    const int64_t rows = rows_per_slice(batch, tiles);
+    dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((batch + rows - 1) / rows));
+    dim3 block(kLutTile, kRows);
+    const size_t smem = sizeof(float) * kLutTile * (size_t{1} << n);
+    lut_grad_shared_kernel<<<grid, block, smem, s>>>(grad_out, addr, grad_luts, batch, num_luts,
+                                                     n, rows);
+  } else {
+    lut_grad_global_kernel<<<grid_for(batch * num_luts, kThreads), kThreads, 0, s>>>(
+        grad_out, addr, grad_luts, batch, num_luts, n);
   }
-  const int64_t tiles = (num_luts + kLutTile - 1) / kLutTile;
-  // Split the batch so the grid holds about four blocks per SM, each slice a multiple of
-  // kRows rows; more slices only add merge atomics.
-  int64_t slices = (4 * sms + tiles - 1) / tiles;
-  const int64_t max_slices = (batch + kRows - 1) / kRows;
-  if (slices > max_slices) slices = max_slices;
-  if (slices > 65535) slices = 65535;
-  if (slices < 1) slices = 1;
-  int64_t rows = (batch + slices - 1) / slices;
-  rows = (rows + kRows - 1) / kRows * kRows;
-  slices = (batch + rows - 1) / rows;
-  if (tiles > 0x7fffffff) return "efd_lut_grad: too many LUTs";
-  dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(slices));
-  dim3 block(kLutTile, kRows);
-  const size_t smem = sizeof(float) * kLutTile * (size_t{1} << n);
-  lut_grad_shared_kernel<<<grid, block, smem, s>>>(grad_out, addr, grad_luts, batch, num_luts, n,
-                                                   rows);
+  const char* err = launch_status();
+  if (err != nullptr || grad_x == nullptr) return err;
+  if (scratch == nullptr) return "efd_backward: n > kFusedMaxN needs a coefficient scratch buffer";
+  err = efd_coefficients(luts, scratch, num_luts, n, alpha, beta, stream);
+  if (err != nullptr) return err;
+  input_grad_kernel<<<grid_for(batch * num_luts, kThreads), kThreads, 0, s>>>(
+      grad_out, addr, mapping, scratch, grad_x, batch, input_size, num_luts, n);
   return launch_status();
 }
 

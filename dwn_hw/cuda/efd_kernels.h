@@ -30,16 +30,18 @@ const char* efd_forward(const float* x, const int32_t* mapping, const float* lut
 const char* efd_coefficients(const float* luts, float* coef, int64_t num_luts, int n,
                              float alpha, float beta, void* stream);
 
-// grad_x must be zero-filled: contributions are added atomically (an input read by
-// several LUT slots receives several terms).
-const char* efd_input_grad(const float* grad_out, const int32_t* addr,
-                           const int32_t* mapping, const float* coef, float* grad_x,
-                           int64_t batch, int64_t input_size, int64_t num_luts, int n,
-                           void* stream);
+// Largest n served by the single fused backward kernel (coefficients, LUT histogram and input
+// gradient of a tile of LUTs in one block's shared memory, 32 KiB at n = 6). Larger n run the
+// coefficient, LUT-gradient and input-gradient kernels one after the other.
+constexpr int kFusedMaxN = 6;
 
-// grad_luts must be zero-filled.
-const char* efd_lut_grad(const float* grad_out, const int32_t* addr, float* grad_luts,
-                         int64_t batch, int64_t num_luts, int n, void* stream);
+// Whole backward pass. grad_x may be null (no input gradient wanted). grad_x and grad_luts
+// need no initialisation. scratch: null when n <= kFusedMaxN or grad_x is null, else room for
+// num_luts * n * 2^(n-1) floats (the coefficient table).
+const char* efd_backward(const float* grad_out, const int32_t* addr, const int32_t* mapping,
+                         const float* luts, float alpha, float beta, float* grad_x,
+                         float* grad_luts, float* scratch, int64_t batch, int64_t input_size,
+                         int64_t num_luts, int n, void* stream);
 
 // torch-dwn's algorithm (O(n * 2^n) per sample and LUT, global atomics for every
 // term), kept only as the benchmark baseline. grad_x and grad_luts must be zero-filled.

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
+import types
 import zipfile
 from pathlib import Path
 
@@ -577,3 +579,14 @@ def save_checkpoint(ckpt, path, force: bool = False) -> None:
     record = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version", "dwn_hw_version")}
     record["state_dict"] = {k: v.detach().cpu() for k, v in ckpt.model.state_dict().items()}
     save_record(record, path)
+
+
+class _CallableModule(types.ModuleType):
+    """``dwn_hw.freeze`` is both this module and the function: once ``import dwn_hw.freeze`` has run, the
+    package attribute is the module, so the module forwards calls to :func:`freeze`."""
+
+    def __call__(self, *args, **kwargs):
+        return freeze(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -136,3 +136,12 @@ def test_encoder_without_grid_is_refused():
         freeze(model, encoder=enc)
     with pytest.raises(DwnHwError, match="cannot freeze"):
         freeze(42)
+
+
+def test_dwn_hw_freeze_is_the_function_even_after_importing_the_module():
+    import dwn_hw
+    import dwn_hw.freeze  # noqa: F401  (makes the package attribute the module)
+
+    model, _ = random_model(2, ns=(2, 3), sizes=(10, 6), learnable=(False, False), k=2)
+    ir = dwn_hw.freeze(model, simplify=False)
+    assert ir["encoder"]["kind"] == "none" and len(ir["layers"]) == 2

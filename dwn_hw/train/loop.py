@@ -118,6 +118,11 @@ def wrap_ddp(model: torch.nn.Module, d: Dist, device: torch.device) -> torch.nn.
         return model
     from torch.nn.parallel import DistributedDataParallel
 
+    from dwn_hw.nn import fused
+
+    # the fused mapping update computes its gradient inside optimizer.step(), after DDP's
+    # all-reduce: every process would step on its own gradient. Real .grad tensors instead.
+    fused.enabled = False
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 

@@ -14,13 +14,13 @@ pytestmark = pytest.mark.skipif(fused.library() is None, reason="fused CPU libra
 
 def _model(seed):
     torch.manual_seed(seed)
-    return nn.Sequential(dwn.LUTLayer(40, 30, n=4, mapping="learnable"), dwn.LUTLayer(30, 20, n=3),
+    return nn.Sequential(dwn.LUTLayer(42, 30, n=4, mapping="learnable"), dwn.LUTLayer(30, 20, n=3),
                          dwn.GroupSum(5, tau=1 / 0.3))
 
 
 def _data(seed, batch=16):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, 40, generator=g) > 0.5).float(), torch.randint(0, 5, (batch,), generator=g)
+    return (torch.rand(batch, 42, generator=g) > 0.5).float(), torch.randint(0, 5, (batch,), generator=g)
 
 
 def _train(model, make_opt, use_fused, steps=4, accumulate=1):

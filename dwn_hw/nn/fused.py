@@ -47,7 +47,7 @@ _all_modules: "weakref.WeakSet" = weakref.WeakSet()
 _in_step: dict = {}
 
 _SOURCE = Path(__file__).with_name("csrc") / "mapping_adam.cpp"
-_FLAG_SETS = (["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"])
+_FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno", "-fopenmp"], ["-O3", "-fno-math-errno", "-fopenmp"], ["-O3"])
 
 
 def _cache_dir() -> Path:

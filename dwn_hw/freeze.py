@@ -210,7 +210,7 @@ def recorded_test_set(ckpt):
 
 
 def edge_inputs(ir: dict, count: int = 256, seed: int = 0) -> np.ndarray:
-    """Random grid inputs plus edges: all zeros, all qmin, all qmax, and every threshold and threshold+1."""
+    """Random grid inputs plus edges: all zeros, all qmin, all qmax, and every threshold t-1, t, t+1."""
     rng = np.random.default_rng(seed)
     enc = ir["encoder"]
     F = int(enc["features"])
@@ -222,8 +222,8 @@ def edge_inputs(ir: dict, count: int = 256, seed: int = 0) -> np.ndarray:
     th = np.asarray(enc["thresholds"], dtype=np.int64)
     fixed = [np.full(F, min(max(0, qmin), qmax)), np.full(F, qmin), np.full(F, qmax)]
     for t in range(th.shape[1]):
-        fixed.append(np.clip(th[:, t], qmin, qmax))
-        fixed.append(np.clip(th[:, t] + 1, qmin, qmax))
+        for delta in (-1, 0, 1):   # q = t gives bit 0, q = t + 1 gives bit 1: both sides of every comparator
+            fixed.append(np.clip(th[:, t] + delta, qmin, qmax))
     # random values near the thresholds hit the comparators' edges far more often than uniform draws
     pick = th[np.arange(F)[None, :], rng.integers(0, th.shape[1], size=(count, F))]
     near = np.clip(pick + rng.integers(0, 2, size=(count, F)), qmin, qmax)

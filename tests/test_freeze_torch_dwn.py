@@ -115,3 +115,24 @@ def test_missing_grid_and_bad_arguments_are_refused():
         from_torch_dwn(sd, theta, 3, randperm=[0, 0, 1], input_bits=6)
     with pytest.raises(DwnHwError, match="thresholds have 4 rows"):
         from_torch_dwn(sd, theta[:4], 3, input_bits=6)
+
+
+def test_bundle_inputs_without_a_data_set_uses_edges(tmp_path):
+    from dwn_hw.freeze import bundle_inputs
+
+    sd, theta = torch_dwn_state(6, F=4, T=2)
+    ck = from_torch_dwn(sd, theta, 3, tau=1.0, input_scale=3.0, input_bits=5)
+    save_checkpoint(ck, tmp_path / "imp.pt")
+    b = bundle_inputs(tmp_path / "imp.pt")
+    q = b["inputs"]
+    assert b["expected_from"] == "pytorch" and q.dtype == np.int64 and q.shape[1] == 4
+    rows = {tuple(r) for r in q.tolist()}
+    qmin, qmax = I.grid_range(b["ir"]["encoder"])
+    assert (qmin, qmax) == ((-16, 15) if (theta < 0).any() else (0, 31))
+    assert (0, 0, 0, 0) in rows and (qmin,) * 4 in rows and (qmax,) * 4 in rows
+    th = np.asarray(b["ir"]["encoder"]["thresholds"])
+    for t in range(2):
+        for d in (-1, 0, 1):
+            assert tuple(np.clip(th[:, t] + d, qmin, qmax).tolist()) in rows
+    np.testing.assert_array_equal(b["scores"], reference_scores(sd, theta, 3, None, q, 3.0))
+    np.testing.assert_array_equal(b["classes"], b["scores"].argmax(1))

@@ -387,7 +387,7 @@ def sec_layers(device):
     y = torch.randint(0, 5, (64,))
     results = {}
     for name, m, dev in (("cpu", model, torch.device("cpu")), ("gpu", gpu_model, device)):
-        xin = x.to(dev).requires_grad_(True)
+        xin = x.detach().clone().to(dev).requires_grad_(True)      # a leaf on each device
         out = m(xin)
         torch.nn.functional.cross_entropy(out, y.to(dev)).backward()
         results[name] = (out.detach().cpu(), xin.grad.cpu(),

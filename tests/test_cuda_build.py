@@ -100,3 +100,16 @@ def test_build_key_follows_sources(monkeypatch, tmp_path):
     assert loader.build_key() != key
     monkeypatch.setenv("DWN_HW_CUDA_CACHE", str(tmp_path / "cache"))
     assert loader.cache_root() == tmp_path / "cache"
+
+
+def test_identity_mapping_detection_follows_edits():
+    """The store-instead-of-atomics path is only taken for mapping[j, l] == j*n + l with input_size == N*n."""
+    import torch
+    from dwn_hw.cuda import ops
+    mapping = torch.arange(12, dtype=torch.int32).view(4, 3)
+    assert ops._is_identity(mapping, 12)
+    assert not ops._is_identity(mapping, 13)          # an input no slot reads: needs the zero fill
+    assert ops._is_identity(mapping, 12)              # cached answer, same tensor and version
+    mapping[1, 2] = 0                                 # in-place edit bumps the version: checked again
+    assert not ops._is_identity(mapping, 12)
+    assert not ops._is_identity(torch.arange(12, dtype=torch.int32).flip(0).view(4, 3), 12)

@@ -82,7 +82,8 @@ torch::Tensor coefficients(const torch::Tensor& luts, int64_t n, double alpha, d
 // Returns (grad_x float [B, input_size] or None, grad_luts float [N, 2^n]).
 std::tuple<std::optional<torch::Tensor>, torch::Tensor> backward(
     const torch::Tensor& grad_out, const torch::Tensor& addr, const torch::Tensor& mapping,
-    const torch::Tensor& luts, double alpha, double beta, int64_t input_size, bool x_needs_grad) {
+    const torch::Tensor& luts, double alpha, double beta, int64_t input_size, bool x_needs_grad,
+    bool identity_mapping) {
   check(grad_out, "grad_out", torch::kFloat32, 2);
   check(addr, "addr", torch::kInt32, 2);
   check(mapping, "mapping", torch::kInt32, 2);
@@ -111,7 +112,7 @@ std::tuple<std::optional<torch::Tensor>, torch::Tensor> backward(
       luts.data_ptr<float>(), static_cast<float>(alpha), static_cast<float>(beta),
       grad_x ? grad_x->data_ptr<float>() : nullptr, grad_luts.data_ptr<float>(),
       scratch.defined() ? scratch.data_ptr<float>() : nullptr, batch, input_size, num_luts, n,
-      current_stream(grad_out)));
+      identity_mapping ? 1 : 0, current_stream(grad_out)));
   return {grad_x, grad_luts};
 }
 
@@ -162,7 +163,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("coefficients", &coefficients, "per-step EFD input-gradient coefficients [N, n, 2^(n-1)]");
   m.def("backward", &backward,
         "EFD backward: (grad_x or None, grad_luts) from grad_out, addr, mapping, luts, alpha, beta, "
-        "input_size, x_needs_grad");
+        "input_size, x_needs_grad, identity_mapping (mapping[j, l] == j*n + l, caller-checked)");
   m.def("baseline_forward", &baseline_forward, "torch-dwn's forward algorithm (benchmark only)");
   m.def("baseline_backward", &baseline_backward,
         "torch-dwn's O(n 2^n) backward algorithm (benchmark only): (grad_x, grad_luts)");

@@ -37,11 +37,13 @@ constexpr int kFusedMaxN = 6;
 
 // Whole backward pass. grad_x may be null (no input gradient wanted). grad_x and grad_luts
 // need no initialisation. scratch: null when n <= kFusedMaxN or grad_x is null, else room for
-// num_luts * n * 2^(n-1) floats (the coefficient table).
+// num_luts * n * 2^(n-1) floats (the coefficient table). identity_mapping: the caller knows
+// that mapping[j, l] == j*n + l (a learnable mapping's slot order); with input_size == N*n
+// the input gradient is then written with plain stores.
 const char* efd_backward(const float* grad_out, const int32_t* addr, const int32_t* mapping,
                          const float* luts, float alpha, float beta, float* grad_x,
                          float* grad_luts, float* scratch, int64_t batch, int64_t input_size,
-                         int64_t num_luts, int n, void* stream);
+                         int64_t num_luts, int n, int identity_mapping, void* stream);
 
 // torch-dwn's algorithm (O(n * 2^n) per sample and LUT, global atomics for every
 // term), kept only as the benchmark baseline. grad_x and grad_luts must be zero-filled.

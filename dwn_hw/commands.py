@@ -80,7 +80,8 @@ def freeze_cmd(model, output, simplify, force):
     from dwn_hw.freeze import freeze
 
     ir = freeze(obj, simplify=simplify)
-    ir["meta"]["source"] = f"checkpoint {Path(model).name}"
+    origin = obj.meta.get("source")
+    ir["meta"]["source"] = f"checkpoint {Path(model).name}" + (f" ({origin})" if origin else "")
     ir_mod.save(ir, output, force=force)
     meta = ir["meta"]
     if simplify:

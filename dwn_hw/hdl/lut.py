@@ -6,9 +6,13 @@ Amaranth's netlist builder costs about 3 ms per LUT (13 s for a 3,000-LUT model,
 How a LUT is written decides how long synthesis takes, not what it computes (``bench/export.py``
 measures it; docs/hardware.md has the figures):
 
-``cell`` (default)
+``mux`` (default)
+    the table as nested ``?:`` on the address bits (constant halves folded). Simulates
+    anywhere; yosys maps it quickly.
+``cell``
     an instance of one small parameterised module (``<top>_lut``, emitted once per top) with
-    the table as its ``INIT`` parameter. Simulates anywhere.
+    the table as its ``INIT`` parameter. Simulates anywhere; slow in yosys (one derived
+    module per distinct table).
 ``expr``
     ``assign y = T[{address}]`` with the table as a local parameter. Simulates anywhere.
 ``xilinx``
@@ -25,9 +29,9 @@ from amaranth.lib.wiring import In, Out
 from dwn_hw.errors import DwnHwError
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
 
-LUT_STYLES = ("cell", "expr", "xilinx", "ice40")
+LUT_STYLES = ("mux", "cell", "expr", "xilinx", "ice40")
 # Styles whose Verilog simulates with nothing but the emitted file (Verilator, cocotb).
-SIMULATABLE_STYLES = ("cell", "expr")
+SIMULATABLE_STYLES = ("mux", "cell", "expr")
 
 
 def cell_verilog(name: str) -> str:
@@ -54,10 +58,30 @@ def check_style(style: str, max_fanin: int) -> str:
     return style
 
 
+def mux_expr(table: int, names: list) -> str:
+    """The LUT as nested ``?:`` on its address bits (Shannon expansion, MSB first), with
+    constant halves folded and equal halves merged, so it is at most 2**n - 1 muxes."""
+    n = len(names)
+    size = 1 << n
+    if table == 0:
+        return "1'b0"
+    if table == (1 << size) - 1:
+        return "1'b1"
+    if n == 1:
+        return names[0] if table == 0b10 else f"~{names[0]}"
+    half = size // 2
+    lo, hi = table & ((1 << half) - 1), table >> half
+    if lo == hi:
+        return mux_expr(lo, names[:-1])
+    return f"({names[-1]} ? {mux_expr(hi, names[:-1])} : {mux_expr(lo, names[:-1])})"
+
+
 def _lut_line(j: int, row, table: int, style: str, cell: str) -> str:
     n = len(row)
     if n == 0:
         return f"    assign y[{j}] = 1'b{table & 1};\n"
+    if style == "mux":
+        return f"    assign y[{j}] = {mux_expr(table, [f'x[{i}]' for i in row])};\n"
     size = 1 << n
     init = f"{size}'h{table:0{max(1, size // 4)}x}"
     if style == "cell":

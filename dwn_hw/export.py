@@ -1,0 +1,253 @@
+"""``dwn-hw export``: write a self-contained hardware bundle from a checkpoint or an IR file.
+
+Bundle layout (DESIGN.md, "An export bundle")::
+
+    OUT/rtl/dwn_top.v            the core (Amaranth + generated LUT arrays), lint-clean
+    OUT/rtl/dwn_stream.v         with --wrap stream: the ready/valid wrapper
+    OUT/rtl/lint_waivers.vlt     the -Wall style waivers, each with its reason
+    OUT/dwn.ir.json              the IR the Verilog was generated from
+    OUT/bundle.json              ports, latency, widths, where the expectations came from
+    OUT/vectors/vectors.npz      inputs, scores, classes
+    OUT/tb/, OUT/Makefile        `make sim`: the cocotb bench on Verilator
+    OUT/synth/<board>/           per --board
+    OUT/README.md                what each file is
+
+No torch here: a checkpoint is read through ``dwn_hw.freeze.bundle_inputs``, imported only
+when MODEL is not an IR file.
+"""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+
+from dwn_hw.errors import DwnHwError
+
+RTL_NAME = "dwn_top"
+STREAM_NAME = "dwn_stream"
+WRAPS = ("none", "stream")
+
+
+def edge_and_random_inputs(ir: dict, count: int = 256, seed: int = 0) -> np.ndarray:
+    """Inputs for a model without a recorded test set.
+
+    Features: all at qmin, all at qmax, all zero (when signed), for each threshold slot t every
+    feature at its threshold t - 1, t and t + 1 (clipped to the grid), then ``count`` random rows.
+    No encoder: all zeros, all ones, then random bits.
+    """
+    from dwn_hw.ir import grid_range
+
+    rng = np.random.default_rng(seed)
+    enc = ir["encoder"]
+    F = int(enc["features"])
+    if enc["kind"] == "none":
+        rows = [np.zeros(F), np.ones(F)] + list(rng.integers(0, 2, size=(count, F)))
+        return np.asarray(rows, dtype=np.uint8)
+    qmin, qmax = grid_range(enc)
+    th = np.asarray(enc["thresholds"], dtype=np.int64)
+    rows = [np.full(F, qmin), np.full(F, qmax)]
+    if qmin < 0:
+        rows.append(np.zeros(F))
+    for t in range(th.shape[1]):
+        for delta in (-1, 0, 1):
+            rows.append(np.clip(th[:, t] + delta, qmin, qmax))
+    rows += list(rng.integers(qmin, qmax + 1, size=(count, F)))
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _recorded_vectors(ir: dict, ir_path: Path):
+    """The test set an IR file points at (``meta.test_set.npz``, relative to the IR), or None."""
+    ref = (ir.get("meta") or {}).get("test_set")
+    if not isinstance(ref, dict) or not ref.get("npz"):
+        return None
+    path = Path(ref["npz"])
+    path = path if path.is_absolute() else ir_path.parent / path
+    if not path.is_file():
+        raise DwnHwError(f"the IR's meta.test_set.npz {str(path)!r} does not exist")
+    with np.load(path) as data:
+        if "inputs" not in data:
+            raise DwnHwError(f"{path} has no 'inputs' array")
+        return np.asarray(data["inputs"])
+
+
+def model_inputs(model: str | Path) -> dict:
+    """``dict(ir, inputs, scores, classes, expected_from)`` from a checkpoint or an IR file."""
+    from dwn_hw import ir as irmod
+
+    path = Path(model)
+    if not path.exists():
+        raise DwnHwError(f"model {str(path)!r} does not exist")
+    if path.suffix == ".json":
+        ir = irmod.load(path)
+        q = _recorded_vectors(ir, path)
+        if q is None:
+            q = edge_and_random_inputs(ir)
+        scores, classes = irmod.evaluate(ir, q)
+        return {"ir": ir, "inputs": q, "scores": scores, "classes": classes, "expected_from": "ir"}
+    # A checkpoint: only here does torch come in, through the freezer.
+    from dwn_hw.freeze import bundle_inputs
+
+    return bundle_inputs(path)
+
+
+def _render(template: str, **context) -> str:
+    import jinja2
+
+    from dwn_hw.resources import data_path
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_path("rtl_templates"))),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template(template).render(**context)
+
+
+def _copy_bench(dest: Path) -> list[str]:
+    from dwn_hw.resources import data_path
+
+    src = data_path("sim")
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for item in sorted(src.iterdir()):
+        if item.name in ("__init__.py", "__pycache__") or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            shutil.copytree(item, dest / item.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(item, dest / item.name)
+        copied.append(item.name)
+    return copied
+
+
+def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", boards=(), force: bool = False,
+                  wrap: str = "none", prefix: str = "", lut_style: str = "mux", estimate: bool = False) -> dict:
+    """Write an export bundle; return its ``bundle.json`` contents.
+
+    Parameters
+    ----------
+    model : path
+        A checkpoint (``.pt``) or an IR file (``.json``).
+    out : path
+        The bundle folder; refused if it exists unless ``force``.
+    inputs : {"features", "bits"} or None
+        What ``in_data`` carries (None: features when the IR has an encoder).
+    pipeline : str or PipelineSpec
+        A preset or a token list (:mod:`dwn_hw.hdl.pipeline`).
+    boards : sequence of str
+        Boards to write ``synth/<board>/`` for.
+    wrap : {"none", "stream"}
+        Also write the ready/valid wrapper ``rtl/dwn_stream.v``.
+    prefix : str
+        Prefix of every module name (the top becomes ``<prefix>dwn_top``).
+    lut_style : str
+        How a LUT is written (:mod:`dwn_hw.hdl.lut`); only ``mux``, ``cell`` and ``expr`` simulate
+        without vendor models.
+    estimate : bool
+        Run yosys ``synth_xilinx`` for a per-stage resource table in the README (minutes for large models).
+    """
+    from dwn_hw import __version__
+    from dwn_hw.fsutil import atomic_dir, check_new
+    from dwn_hw.hdl import build_top
+    from dwn_hw.hdl.lint import WAIVER_FILE, WAIVERS
+    from dwn_hw.ir import dumps, encode
+
+    if wrap not in WRAPS:
+        raise DwnHwError(f"--wrap must be one of {', '.join(WRAPS)}, not {wrap!r}")
+    check_new(out, force)
+    boards = list(dict.fromkeys(boards))
+    if boards:
+        try:
+            from dwn_hw.synth.boards import write_board_files
+        except ImportError as exc:
+            raise DwnHwError(f"--board needs the synthesis support (dwn_hw.synth), which is missing: {exc}") from None
+    data = model_inputs(model)
+    ir = data["ir"]
+    if inputs is None:
+        inputs = "features" if ir["encoder"]["kind"] == "thermometer" else "bits"
+    text, info = build_top(ir, inputs=inputs, pipeline=pipeline, name=RTL_NAME, prefix=prefix, lut_style=lut_style)
+    vec_in = np.asarray(data["inputs"])
+    if inputs == "bits" and ir["encoder"]["kind"] == "thermometer":
+        vec_in = encode(ir, vec_in)
+    vec_in = vec_in.astype(np.uint8 if inputs == "bits" else np.int64)
+    enc = ir["encoder"]
+    bundle = {
+        "top": info["top"], "latency": info["latency"], "in_width": info["in_width"],
+        "features": int(enc["features"]) if inputs == "features" else info["num_input_bits"],
+        "input_bits": int(enc["input_bits"]) if inputs == "features" else 1,
+        "signed": bool(enc["signed"]) if inputs == "features" else False,
+        "classes": info["classes"], "class_width": info["class_width"], "score_width": info["score_width"],
+        "inputs": inputs, "expected_from": data["expected_from"], "vectors": int(len(vec_in)),
+        "pipeline": info["pipeline"], "lut_style": lut_style, "modules": info["modules"],
+        "rtl": ["rtl/dwn_top.v"], "dwn_hw_version": __version__,
+    }
+    stream_text = None
+    if wrap == "stream":
+        from dwn_hw.hdl.stream import stream_verilog
+
+        stream_text, stream_info = stream_verilog(info, name=STREAM_NAME, prefix=prefix)
+        bundle["stream"] = stream_info
+        bundle["rtl"].append("rtl/dwn_stream.v")
+    resources = None
+    if estimate:
+        from dwn_hw.hdl.estimate import stage_estimate
+
+        resources = stage_estimate(ir, inputs, pipeline)
+        bundle["resources"] = resources
+    with atomic_dir(out, force=force) as tmp:
+        (tmp / "rtl").mkdir()
+        (tmp / "rtl" / "dwn_top.v").write_text(text)
+        if stream_text is not None:
+            (tmp / "rtl" / "dwn_stream.v").write_text(stream_text)
+        (tmp / "rtl" / WAIVER_FILE).write_text(WAIVERS)
+        (tmp / "dwn.ir.json").write_text(dumps(ir))
+        (tmp / "vectors").mkdir()
+        buf = io.BytesIO()
+        np.savez_compressed(buf, inputs=vec_in, scores=np.asarray(data["scores"], dtype=np.int64),
+                            classes=np.asarray(data["classes"], dtype=np.int64))
+        (tmp / "vectors" / "vectors.npz").write_bytes(buf.getvalue())
+        bench = _copy_bench(tmp / "tb")
+        try:
+            makefile = _render("Makefile.j2", top=info["top"], bundle=bundle)
+        except Exception as exc:  # the template belongs to the simulation side; say what broke
+            if type(exc).__name__ == "TemplateNotFound":
+                makefile = None
+            else:
+                raise
+        if makefile is not None:
+            (tmp / "Makefile").write_text(makefile)
+        for board in boards:
+            write_board_files(tmp, board, bundle)
+        (tmp / "bundle.json").write_text(json.dumps(bundle, indent=1) + "\n")
+        (tmp / "README.md").write_text(_render(
+            "README.md.j2", bundle=bundle, boards=boards, bench=bench, has_makefile=makefile is not None,
+            resources=resources, model_name=Path(model).name, waiver_file=WAIVER_FILE, ir=ir))
+    return bundle
+
+
+@click.command("export")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", type=click.Choice(["verilog"]), default="verilog", show_default=True,
+              help="What to write (Verilog bundle).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
+@click.option("--inputs", type=click.Choice(["features", "bits"]), default=None,
+              help="in_data carries integer features (encoder in hardware) or thermometer bits. "
+                   "[default: features when the model has an encoder]")
+@click.option("--pipeline", default="balanced", show_default=True,
+              help="none|balanced|max, or tokens: enc, l<i>, layers, pop=<m>, arg=<m> (e.g. enc,l0,l1,pop=2,arg=2).")
+@click.option("--board", "boards", multiple=True, help="Also write synth/<board>/ (repeatable).")
+@click.option("--wrap", type=click.Choice(list(WRAPS)), default="none", show_default=True,
+              help="stream: add a ready/valid wrapper with a skid buffer (rtl/dwn_stream.v).")
+@click.option("--prefix", default="", help="Prefix for every module name (several tops in one build).")
+@click.option("--lut-style", type=click.Choice(["mux", "cell", "expr", "xilinx", "ice40"]), default="mux",
+              show_default=True, help="How a LUT is written; xilinx/ice40 emit device primitives (no plain simulation).")
+@click.option("--estimate/--no-estimate", default=False, show_default=True,
+              help="Run yosys synth_xilinx for a per-stage LUT/FF table in the README (slow for big models).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+def export_cmd(model, target, out, inputs, pipeline, boards, wrap, prefix, lut_style, estimate, force):
+    """Write a hardware bundle for MODEL (a checkpoint .pt or an IR .json) into OUT."""
+    bundle = export_bundle(model, out, inputs=inputs, pipeline=pipeline, boards=boards, force=force, wrap=wrap,
+                           prefix=prefix, lut_style=lut_style, estimate=estimate)
+    click.echo(f"wrote {out}: top {bundle['top']}, latency {bundle['latency']}, in_width {bundle['in_width']}, "
+               f"{bundle['vectors']} vectors (expected from {bundle['expected_from']})")

@@ -1,0 +1,435 @@
+"""Exhaustive and formal checks of a generated design against its IR (``dwn-hw verify``).
+
+Two checks, neither of which trusts the hardware generator:
+
+* **LUT readback** (:func:`lut_readback`): yosys maps the generated Verilog onto generic
+  ``$lut`` cells; every first-class LUT output is then evaluated on all 2ⁿ addresses by a
+  SAT query, and each truth table is compared with the IR.
+* **Equivalence proof** (:func:`prove`): a reference netlist is written *from the IR alone*
+  (:func:`reference_verilog`, plain behavioural Verilog; nothing here imports ``dwn_hw.hdl``),
+  and yosys proves a miter of the two designs. Pipeline registers are handled by a bounded
+  proof of depth ``L + 1`` from a *free* initial state with the first ``L`` steps skipped: the
+  designs are feed-forward, so at any step ``t ≥ L`` their outputs are a function of the inputs
+  of steps ``t − L .. t`` and an unconstrained start state covers every reachable one.
+
+No torch here.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dwn_hw.errors import DwnHwError
+from dwn_hw.ir import class_width, grid_range, input_width, layer_tables, num_input_bits, score_width
+
+
+# --------------------------------------------------------------------------------------------
+# Reference netlist: the IR written as plain Verilog, independent of dwn_hw.hdl.
+# --------------------------------------------------------------------------------------------
+
+def _const(width: int, value: int) -> str:
+    return f"{width}'h{value & ((1 << width) - 1):x}"
+
+
+def _encoder_lines(ir: dict, inputs: str) -> list[str]:
+    """``b0``: the thermometer bits, either compared from features or read from in_data."""
+    nb = num_input_bits(ir)
+    lines = [f"  wire [{nb - 1}:0] b0;"]
+    enc = ir["encoder"]
+    if inputs == "bits":
+        lines.append("  assign b0 = in_data;")
+        return lines
+    B = int(enc["input_bits"])
+    qmin, qmax = grid_range(enc)
+    T = int(enc["bits_per_feature"])
+    cmp = "$signed(x{f}) > $signed({c})" if enc["signed"] else "x{f} > {c}"
+    for f, row in enumerate(enc["thresholds"]):
+        lines.append(f"  wire [{B - 1}:0] x{f} = in_data[{f * B + B - 1}:{f * B}];")
+        for t, th in enumerate(row):
+            i = f * T + t
+            if th < qmin:
+                rhs = "1'b1"            # below the grid: every value is greater
+            elif th >= qmax:
+                rhs = "1'b0"            # at the top of the grid: no value is greater
+            else:
+                rhs = cmp.format(f=f, c=_const(B, th))
+            lines.append(f"  assign b0[{i}] = {rhs};")
+    return lines
+
+
+def _layer_lines(ir: dict, index: int, layer: dict, src: str, dst: str) -> list[str]:
+    rows = layer["mapping"]
+    lines = [f"  wire [{len(rows) - 1}:0] {dst};"]
+    for j, (row, table) in enumerate(zip(rows, layer_tables(layer))):
+        if not row:
+            lines.append(f"  assign {dst}[{j}] = 1'b{int(table[0])};")
+            continue
+        value = int.from_bytes(np.packbits(table, bitorder="little").tobytes(), "little")
+        size = 1 << len(row)
+        addr = ", ".join(f"{src}[{s}]" for s in reversed(row))   # slot 0 is the LSB
+        lines.append(f"  wire [{size - 1}:0] t{index}_{j} = {_const(size, value)};")
+        lines.append(f"  assign {dst}[{j}] = t{index}_{j}[{{{addr}}}];")
+    return lines
+
+
+def _groupsum_lines(ir: dict, src: str) -> list[str]:
+    k = int(ir["groupsum"]["k"])
+    n_out = len(ir["layers"][-1]["mapping"])
+    perm = ir["groupsum"].get("permutation")
+    order = list(perm) if perm is not None else list(range(n_out))
+    g = -(-n_out // k)
+    W, CW = score_width(ir), class_width(ir)
+    lines = []
+    for c in range(k):
+        members = [order[i] for i in range(c * g, min((c + 1) * g, n_out))]
+        terms = " + ".join(f"{{{W - 1}'d0, {src}[{m}]}}" if W > 1 else f"{src}[{m}]" for m in members)
+        lines.append(f"  wire [{W - 1}:0] s{c} = {terms or _const(W, 0)};")
+    # lowest index among the highest scores: a later class wins only when strictly greater
+    lines.append(f"  wire [{W - 1}:0] bv0 = s0;")
+    lines.append(f"  wire [{CW - 1}:0] bc0 = {_const(CW, 0)};")
+    for c in range(1, k):
+        lines.append(f"  wire g{c} = s{c} > bv{c - 1};")
+        lines.append(f"  wire [{W - 1}:0] bv{c} = g{c} ? s{c} : bv{c - 1};")
+        lines.append(f"  wire [{CW - 1}:0] bc{c} = g{c} ? {_const(CW, c)} : bc{c - 1};")
+    scores = ", ".join(f"s{c}" for c in reversed(range(k)))
+    lines.append(f"  wire [{k * W - 1}:0] comb_scores = {{{scores}}};")
+    lines.append(f"  wire [{CW - 1}:0] comb_class = bc{k - 1};")
+    return lines
+
+
+def reference_verilog(ir: dict, inputs: str = "features", latency: int = 1, name: str = "dwn_ref") -> str:
+    """The IR as a plain behavioural Verilog module with the top-level port contract of DESIGN.md.
+
+    Parameters
+    ----------
+    ir : dict
+        A validated IR.
+    inputs : {"features", "bits"}
+        What ``in_data`` carries.
+    latency : int
+        Register stages after the (purely combinational) network, ≥ 1; the valid pipeline
+        has the same depth and is cleared by ``rst``.
+    name : str
+        Module name.
+    """
+    if latency < 1:
+        raise DwnHwError(f"latency must be at least 1, not {latency!r}")
+    if inputs == "features" and ir["encoder"]["kind"] == "none":
+        raise DwnHwError("--inputs features needs a thermometer encoder; this IR has encoder.kind 'none'")
+    W_in = input_width(ir, inputs)
+    K, W, CW = int(ir["groupsum"]["k"]), score_width(ir), class_width(ir)
+    out = [
+        f"module {name} (",
+        "  input wire clk,",
+        "  input wire rst,",
+        "  input wire in_valid,",
+        f"  input wire [{W_in - 1}:0] in_data,",
+        "  output wire out_valid,",
+        f"  output wire [{CW - 1}:0] out_class,",
+        f"  output wire [{K * W - 1}:0] out_scores",
+        ");",
+    ]
+    out += _encoder_lines(ir, inputs)
+    src = "b0"
+    for i, layer in enumerate(ir["layers"], start=1):
+        out += _layer_lines(ir, i, layer, src, f"b{i}")
+        src = f"b{i}"
+    out += _groupsum_lines(ir, src)
+    L = latency
+    out += [
+        f"  reg [{L - 1}:0] v_q;",
+        f"  reg [{K * W - 1}:0] s_q [0:{L - 1}];",
+        f"  reg [{CW - 1}:0] c_q [0:{L - 1}];",
+        "  integer i;",
+        "  always @(posedge clk) begin",
+        "    s_q[0] <= comb_scores;",
+        "    c_q[0] <= comb_class;",
+        "    for (i = 1; i < " + str(L) + "; i = i + 1) begin",
+        "      s_q[i] <= s_q[i - 1];",
+        "      c_q[i] <= c_q[i - 1];",
+        "    end",
+        f"    v_q <= rst ? {_const(L, 0)} : " + ("{v_q[" + str(L - 2) + ":0], in_valid};" if L > 1 else "in_valid;"),
+        "  end",
+        f"  assign out_valid = v_q[{L - 1}];",
+        f"  assign out_scores = s_q[{L - 1}];",
+        f"  assign out_class = c_q[{L - 1}];",
+        "endmodule",
+        "",
+    ]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Running yosys
+# --------------------------------------------------------------------------------------------
+
+def _yosys(script: str, workdir: Path, timeout: float | None = None) -> str:
+    """Run a yosys script in ``workdir``; return its log, or raise DwnHwError with the error line."""
+    import subprocess
+
+    from dwn_hw import tools
+
+    (workdir / "run.ys").write_text(script)
+    try:
+        proc = subprocess.run(tools.yosys_cmd() + ["-q", "-l", "yosys.log", "run.ys"], cwd=workdir,
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise DwnHwError(f"yosys did not finish within {timeout:.0f} s (see {workdir / 'yosys.log'}); "
+                         "raise --timeout or try a smaller design") from exc
+    log = (workdir / "yosys.log").read_text(errors="replace") if (workdir / "yosys.log").exists() else ""
+    if proc.returncode != 0:
+        lines = [l for l in (proc.stderr + "\n" + log).splitlines() if "ERROR" in l]
+        raise _YosysFailed(lines[0].strip() if lines else f"yosys exited with {proc.returncode}", log)
+    return log
+
+
+class _YosysFailed(DwnHwError):
+    def __init__(self, message: str, log: str):
+        super().__init__(message)
+        self.log = log
+
+
+def _read_sources(paths, workdir: Path) -> str:
+    """``read_verilog`` lines; sources are copied into ``workdir`` (YoWASP sees only that folder)."""
+    import shutil
+
+    names = []
+    for i, p in enumerate(paths):
+        p = Path(p)
+        local = workdir / p.name
+        if p.resolve() != local.resolve():
+            local = workdir / f"src{i}_{p.name}"
+            shutil.copyfile(p, local)
+        names.append(local.name)
+    return "".join(f"read_verilog -sv -defer {n}\n" for n in names)
+
+
+# --------------------------------------------------------------------------------------------
+# Formal equivalence: miter of generated design and reference, bounded from a free state.
+# --------------------------------------------------------------------------------------------
+
+def miter_verilog(ir: dict, inputs: str, gen_top: str, ref_top: str, name: str = "dwn_miter") -> str:
+    """A module driving both designs with the same inputs; ``ok`` says their outputs agree.
+
+    Scores and class are compared only when a result is due (``out_valid``): outputs are
+    undefined otherwise (DESIGN.md, Hardware).
+    """
+    W_in = input_width(ir, inputs)
+    K, W, CW = int(ir["groupsum"]["k"]), score_width(ir), class_width(ir)
+    ports = lambda p: (f".clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data), "
+                       f".out_valid({p}_v), .out_class({p}_c), .out_scores({p}_s)")
+    return "\n".join([
+        f"module {name} (input wire clk, input wire rst, input wire in_valid,",
+        f"                input wire [{W_in - 1}:0] in_data, output wire ok);",
+        "  wire g_v, r_v;",
+        f"  wire [{CW - 1}:0] g_c, r_c;",
+        f"  wire [{K * W - 1}:0] g_s, r_s;",
+        f"  {gen_top} gen ({ports('g')});",
+        f"  {ref_top} ref ({ports('r')});",
+        "  assign ok = (g_v == r_v) && (!r_v || (g_s == r_s && g_c == r_c));",
+        "endmodule",
+        "",
+    ])
+
+
+def prove(ir: dict, sources, top: str, inputs: str, latency: int, workdir, timeout: float | None = None) -> dict:
+    """Prove the generated design ``top`` (in ``sources``) equal to the IR's reference netlist.
+
+    Returns ``{"proven": bool, "seconds": float, "steps": L + 1, "counterexample": text or None}``.
+    A failed proof is a result, not an exception; tool failures raise :class:`DwnHwError`.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ref_top, miter_top = f"{top}__ref", f"{top}__miter"
+    (workdir / "reference.v").write_text(reference_verilog(ir, inputs, latency, ref_top))
+    (workdir / "miter.v").write_text(miter_verilog(ir, inputs, top, ref_top, miter_top))
+    steps = latency + 1
+    script = (_read_sources(list(sources) + [workdir / "reference.v", workdir / "miter.v"], workdir)
+              + f"hierarchy -top {miter_top}\n"
+              "proc\nflatten\n"
+              # initial values must not constrain the proof: it starts from any state
+              "setattr -unset init\n"
+              "opt -fast\n"
+              f"sat -seq {steps} -prove-skip {latency} -prove ok 1 -verify -show-inputs -show-outputs\n")
+    t0 = time.perf_counter()
+    try:
+        _yosys(script, workdir, timeout)
+        proven, cex = True, None
+    except _YosysFailed as exc:
+        if "SAT proof finished - model found" not in exc.log and "failed" not in str(exc).lower():
+            raise
+        proven, cex = False, _counterexample(exc.log)
+    return {"proven": proven, "seconds": time.perf_counter() - t0, "steps": steps, "counterexample": cex}
+
+
+def _counterexample(log: str, limit: int = 40) -> str:
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        if "model found" in line:
+            return "\n".join(lines[i: i + limit])
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# LUT readback: every LUT's truth table, read from the synthesized netlist, on all addresses.
+# --------------------------------------------------------------------------------------------
+
+def live_indices(ir: dict) -> tuple[list[int], list[list[int]]]:
+    """Sorted indices of the input bits and of each layer's LUTs that reach a class score.
+
+    A generator builds only these (dead LUTs are pruned), in this order.
+    """
+    layers = ir["layers"]
+    perm = ir["groupsum"].get("permutation")
+    live = [None] * len(layers)
+    live[-1] = sorted(set(perm) if perm is not None else range(len(layers[-1]["mapping"])))
+    for i in range(len(layers) - 1, 0, -1):
+        live[i - 1] = sorted({s for j in live[i] for s in layers[i]["mapping"][j]})
+    live_in = sorted({s for j in live[0] for s in layers[0]["mapping"][j]})
+    return live_in, live
+
+
+_GATES = {
+    "$_BUF_": lambda m, a: a["A"],
+    "$_NOT_": lambda m, a: ~a["A"] & m,
+    "$_AND_": lambda m, a: a["A"] & a["B"],
+    "$_NAND_": lambda m, a: ~(a["A"] & a["B"]) & m,
+    "$_OR_": lambda m, a: a["A"] | a["B"],
+    "$_NOR_": lambda m, a: ~(a["A"] | a["B"]) & m,
+    "$_XOR_": lambda m, a: a["A"] ^ a["B"],
+    "$_XNOR_": lambda m, a: ~(a["A"] ^ a["B"]) & m,
+    "$_ANDNOT_": lambda m, a: a["A"] & ~a["B"] & m,
+    "$_ORNOT_": lambda m, a: (a["A"] | ~a["B"]) & m,
+    "$_MUX_": lambda m, a: (a["B"] & a["S"]) | (a["A"] & ~a["S"] & m),
+    "$_NMUX_": lambda m, a: ~((a["B"] & a["S"]) | (a["A"] & ~a["S"])) & m,
+    "$_AOI3_": lambda m, a: ~((a["A"] & a["B"]) | a["C"]) & m,
+    "$_OAI3_": lambda m, a: ~((a["A"] | a["B"]) & a["C"]) & m,
+    "$_AOI4_": lambda m, a: ~((a["A"] & a["B"]) | (a["C"] & a["D"])) & m,
+    "$_OAI4_": lambda m, a: ~((a["A"] | a["B"]) & (a["C"] | a["D"])) & m,
+}
+
+
+class _Netlist:
+    """One synthesized module (yosys JSON) evaluated bit-parallel: one int bit per address."""
+
+    def __init__(self, module: dict, name: str):
+        self.name = name
+        self.ports = {p: d["bits"] for p, d in module["ports"].items()}
+        self.driver = {}
+        for cname, cell in module["cells"].items():
+            kind = cell["type"]
+            if kind == "$scopeinfo":        # hierarchy bookkeeping left by flatten, no logic
+                continue
+            if kind not in _GATES and kind != "$lut":
+                raise DwnHwError(f"LUT readback: module {name} has a {kind} cell ({cname}); "
+                                 "only combinational gates are expected in a LUT layer")
+            outs = [p for p, d in cell["port_directions"].items() if d == "output"]
+            for bit in cell["connections"][outs[0]]:
+                self.driver[bit] = cell
+
+    def eval(self, bit, leaves: dict, mask: int, memo: dict) -> int:
+        if bit in ("0", "1"):
+            return mask if bit == "1" else 0
+        if bit in memo:
+            return memo[bit]
+        if bit in leaves:
+            return leaves[bit]
+        cell = self.driver.get(bit)
+        if cell is None:
+            raise _Unexpected(bit)
+        conn = cell["connections"]
+        if cell["type"] == "$lut":
+            table = cell["parameters"]["LUT"]
+            table = int(table, 2) if isinstance(table, str) else int(table)
+            ins = [self.eval(b, leaves, mask, memo) for b in conn["A"]]
+            out = 0
+            for a in range(1 << len(ins)):
+                if (table >> a) & 1:
+                    term = mask
+                    for l, v in enumerate(ins):
+                        term &= v if (a >> l) & 1 else ~v & mask
+                    out |= term
+        else:
+            args = {p: self.eval(b[0], leaves, mask, memo) for p, b in conn.items() if p != "Y"}
+            out = _GATES[cell["type"]](mask, args)
+        memo[bit] = out
+        return out
+
+
+class _Unexpected(Exception):
+    """A LUT output depends on a net that is not one of its IR inputs."""
+
+
+def _address_patterns(m: int) -> list[int]:
+    """Bit-parallel patterns: bit a of pattern l is bit l of address a (a = 0 .. 2^m − 1)."""
+    size = 1 << m
+    return [sum(1 << a for a in range(size) if (a >> l) & 1) for l in range(m)]
+
+
+def check_layer_netlist(netlist: _Netlist, ir_layer: dict, live_out: list[int], live_prev: list[int]) -> list[str]:
+    """Compare each live LUT of one IR layer with the netlist; return problems (empty: all match)."""
+    x, y = netlist.ports.get("x", []), netlist.ports["y"]
+    problems = []
+    if len(y) != len(live_out):
+        return [f"{netlist.name}: {len(y)} outputs, but the IR layer has {len(live_out)} live LUTs"]
+    prev_pos = {s: p for p, s in enumerate(live_prev)}
+    tables = layer_tables(ir_layer)
+    for pos, j in enumerate(live_out):
+        row = ir_layer["mapping"][j]
+        m = len(row)
+        mask = (1 << (1 << m)) - 1
+        pats = _address_patterns(m)
+        leaves, feasible = {}, mask
+        for l, src in enumerate(row):
+            bit = x[prev_pos[src]]
+            if bit in leaves:           # a row reading one input twice: those address bits agree
+                feasible &= ~(leaves[bit] ^ pats[l]) & mask
+            else:
+                leaves[bit] = pats[l]
+        try:
+            got = netlist.eval(y[pos], leaves, mask, {})
+        except _Unexpected:
+            problems.append(f"LUT {j}: its output depends on an input outside its IR row {row}")
+            continue
+        want = int.from_bytes(np.packbits(tables[j], bitorder="little").tobytes(), "little") & mask
+        if (got ^ want) & feasible:
+            diff = (got ^ want) & feasible
+            a = (diff & -diff).bit_length() - 1
+            problems.append(f"LUT {j}: netlist gives {(got >> a) & 1} at address {a}, the IR {(want >> a) & 1}")
+    return problems
+
+
+def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = None) -> dict:
+    """Synthesize each LUT layer module (``<top>_layer<i>``) with yosys and compare every table.
+
+    Returns ``{"luts": checked, "addresses": total addresses compared, "problems": [...],
+    "seconds": float}``.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    text = "".join(Path(p).read_text() for p in sources)
+    n_layers = len(ir["layers"])
+    modules = [f"{top}_layer{i}" for i in range(n_layers)]
+    missing = [m for m in modules if f"module {m}" not in text and f"module \\{m}" not in text]
+    if missing:
+        raise DwnHwError(f"LUT readback: no module {missing[0]} in the design; expected one module "
+                         f"<top>_layer<i> per IR layer (LUT style 'cell' or 'expr')")
+    script = _read_sources(sources, workdir) + "design -save src\n"
+    for i, mod in enumerate(modules):
+        script += (f"design -load src\nhierarchy -top {mod}\nsynth -flatten -top {mod}\n"
+                   f"opt_clean\nwrite_json layer{i}.json\n")
+    t0 = time.perf_counter()
+    _yosys(script, workdir, timeout)
+    live_in, live = live_indices(ir)
+    problems, luts, addresses = [], 0, 0
+    for i, mod in enumerate(modules):
+        data = json.loads((workdir / f"layer{i}.json").read_text())
+        netlist = _Netlist(data["modules"][mod], mod)
+        prev = live_in if i == 0 else live[i - 1]
+        problems += [f"layer {i} {p}" for p in check_layer_netlist(netlist, ir["layers"][i], live[i], prev)]
+        luts += len(live[i])
+        addresses += sum(1 << len(ir["layers"][i]["mapping"][j]) for j in live[i])
+    return {"luts": luts, "addresses": addresses, "problems": problems, "seconds": time.perf_counter() - t0}

@@ -20,6 +20,7 @@ Sections, each in its own try/except (a failure is recorded under ``errors`` and
 8. ``epoch``: one training epoch (60,000 samples, batch 32, Adam) on random MNIST-shaped data (class
    prototypes plus noise, 784 features, 3-bit distributive thermometer: real MNIST cannot be downloaded on
    the GPU machine), ours and the baseline, each capped in time.
+9. ``train_cli``: ``python -m dwn_hw.train --dataset digits --device cuda`` (``dwn-hw train``) for 3 epochs.
 
 ``--dry-run`` runs the same code on the CPU at small sizes (the CPU back end stands in for ours and a torch
 port of torch-dwn's algorithm for the baseline) so the script itself can be tested without a GPU.
@@ -590,6 +591,32 @@ def sec_epoch(device, baseline, samples, scale, cap_s, timer):
     return out
 
 
+def sec_train_cli(device, cap_s):
+    """``dwn-hw train --device cuda`` end to end on scikit-learn's digits (offline), through the dispatch."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        metrics_path = os.path.join(tmp, "metrics.json")
+        cmd = [sys.executable, "-m", "dwn_hw.train", "--dataset", "digits", "--device", device.type,
+               "--epochs", "3", "-o", os.path.join(tmp, "model.pt"), "--metrics-json", metrics_path, "--quiet"]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=cap_s)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"dwn-hw train did not finish in {cap_s} s") from None
+        out = {"command": "python -m dwn_hw.train " + " ".join(cmd[3:]), "rc": proc.returncode,
+               "seconds": round(time.perf_counter() - start, 1),
+               "stderr_tail": proc.stderr.strip()[-600:]}
+        if proc.returncode != 0:
+            raise RuntimeError(f"dwn-hw train exited {proc.returncode}: {out['stderr_tail']}")
+        with open(metrics_path) as fh:
+            metrics = json.load(fh)
+        out["metrics"] = {k: metrics[k] for k in ("test_accuracy", "train_seconds", "epochs") if k in metrics}
+        out["cuda_fallback_warned"] = "CUDA LUT kernels unavailable" in proc.stderr
+        return out
+
+
 def summary():
     s = {}
     efd = RESULT.get("bench_efd") or {}
@@ -599,6 +626,8 @@ def summary():
     if s["backward_speedup_efd"]:
         s["target_5x_backward_efd_met_at"] = [b for b, v in s["backward_speedup_efd"].items() if v >= 5]
     s["correct"] = all((RESULT.get(k) or {}).get("ok", False) for k in ("kernels", "mapping", "layers"))
+    if "train_cli" in RESULT:
+        s["train_cli_test_accuracy"] = RESULT["train_cli"].get("metrics", {}).get("test_accuracy")
     epoch = RESULT.get("epoch") or {}
     if "ours" in epoch:
         s["epoch_seconds"] = epoch["ours"]["epoch_seconds"]
@@ -662,6 +691,8 @@ def main(argv=None):
                                         sec_bench_model(device, ours, baseline, batches, scale, timer))[1])
     if "epoch" not in skip:
         section("epoch", sec_epoch, device, baseline, samples, scale, 5 if dry else 90, timer)
+    if "train_cli" not in skip:
+        section("train_cli", sec_train_cli, device, 120)
     RESULT["summary"] = summary()
     RESULT["complete"] = True
     save()

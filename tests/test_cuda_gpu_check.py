@@ -72,7 +72,7 @@ def test_reference_agrees_with_cpu_back_end(gc):
 
 
 def test_dry_run_emits_complete_json(tmp_path):
-    proc, result = _run([sys.executable, str(SCRIPT), "--dry-run", "--skip", "epoch,bench_model"],
+    proc, result = _run([sys.executable, str(SCRIPT), "--dry-run", "--skip", "epoch,bench_model,train_cli"],
                         {"OUT": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert result["complete"] is True and result["dry_run"] is True
@@ -105,7 +105,7 @@ def test_model_and_epoch_sections_run(gc, monkeypatch):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU failure path")
 def test_without_cuda_every_section_reports_and_json_still_comes():
-    proc, result = _run([sys.executable, str(SCRIPT), "--skip", "mapping,layers,bench_model,epoch"])
+    proc, result = _run([sys.executable, str(SCRIPT), "--skip", "mapping,layers,bench_model,epoch,train_cli"])
     assert proc.returncode == 0
     assert result["complete"] is True
     failed = {e["section"] for e in result["errors"]}

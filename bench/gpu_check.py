@@ -246,6 +246,12 @@ def sec_env(device):
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "torch_cuda": torch.version.cuda,
             "platform": platform.platform(), "device": str(device),
             "cuda_available": torch.cuda.is_available()}
+    try:
+        import shutil
+        from torch.utils.cpp_extension import CUDA_HOME
+        info.update(nvcc=shutil.which("nvcc"), cuda_home=CUDA_HOME)
+    except Exception as exc:  # informative only
+        info["cuda_home"] = f"unknown ({type(exc).__name__})"
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, sms=props.multi_processor_count,

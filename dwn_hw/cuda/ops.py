@@ -17,7 +17,7 @@ _identity_cache: dict = {}
 
 
 def _ext():
-    ext = loader.load()
+    ext = loader._module or loader.load()     # the lock-free read is the per-call path
     if ext is None:
         raise RuntimeError(f"dwn_hw CUDA kernels unavailable: {loader.error()}")
     return ext
@@ -61,7 +61,8 @@ def lut_backward(grad_out, addr, x_needs_grad, mapping, luts, alpha, beta, input
 
     ``grad_luts`` is the scatter-add of ``grad_out`` at ``addr``; ``grad_x`` follows the EFD formula, with
     the coefficients computed once per call and gathered per sample (O(n) per sample and LUT). For
-    ``n <= 6`` one kernel launch does it all.
+    ``n <= 6`` one kernel launch does it all; with a learnable mapping's slot order (``mapping[j, l] == j*n + l``)
+    the input gradient is stored without atomics.
     """
     mapping = _i32(mapping)
     identity = bool(x_needs_grad) and _is_identity(mapping, int(input_size))

@@ -290,7 +290,11 @@ def _freeze(obj, encoder, grid, simplify, test_set):
         # "grid": the IR on the grid integers. The check above makes them equal; both are measured.
         ir["meta"]["accuracy"] = {"float": _accuracy(classes, y), "grid": _accuracy(evaluate(ir, q)[1], y),
                                   "dataset": spec, "samples": int(len(y))}
-        ir["meta"]["checked"] = {"vectors": int(len(q)), "against": "pytorch", "inputs": "test set"}
+        # edges too: a test set may never touch some comparators' boundaries
+        edges = edge_inputs(ir)
+        check_against_torch(ir, model, encoder, grid, edges)
+        ir["meta"]["checked"] = {"vectors": int(len(q) + len(edges)), "against": "pytorch",
+                                 "inputs": "test set, random and edge"}
     else:
         q = edge_inputs(ir)
         scores, classes = check_against_torch(ir, model, encoder, grid, q)

@@ -10,7 +10,8 @@ Model (torch-dwn's README): LUTLayer(2352, 2000, n=6, mapping='learnable') -> LU
 Steps of the three models are interleaved so machine noise hits them alike; each figure is the median
 over the timed steps. Time is split into forward (with loss), backward, optimizer and argmax (the mapping's
 ``weights.argmax(0)``: inside the baselines' forward, inside our fused optimizer step, so ours reports 0 and
-its optimizer time includes it).
+its optimizer time includes it). ``cpu_total`` is the process CPU time of the step (all threads): on a
+shared, loaded machine it is steadier than wall time, so both ratios are printed.
 
 Usage: ``python bench/train_step.py [--batch 32 256] [--steps 5] [--threads 2]``.
 """
@@ -40,17 +41,17 @@ def build(seed=0):
 
 def timed_step(model, opt, x, y, ours):
     ref._ARGMAX_SECONDS[0] = 0.0
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     opt.zero_grad()
     loss = torch.nn.functional.cross_entropy(model(x), y)
     t1 = time.perf_counter()
     loss.backward()
     t2 = time.perf_counter()
     opt.step()
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     argmax = 0.0 if ours else ref._ARGMAX_SECONDS[0]
     return {"forward": t1 - t0 - argmax, "backward": t2 - t1, "optimizer": t3 - t2, "argmax": argmax,
-            "total": t3 - t0}
+            "total": t3 - t0, "cpu_total": c3 - c0}
 
 
 def run(batch, steps, warmup, flavours):
@@ -73,9 +74,11 @@ def run(batch, steps, warmup, flavours):
     for name, rows in times.items():
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         med["samples_per_s"] = batch / med["total"]
+        med["samples_per_cpu_s"] = batch / med["cpu_total"]
         out[name] = {k: round(v, 5) for k, v in med.items()}
     for flavour in flavours:
         out[f"speedup_vs_{flavour}"] = round(out["ours"]["samples_per_s"] / out[flavour]["samples_per_s"], 2)
+        out[f"cpu_time_speedup_vs_{flavour}"] = round(out[flavour]["cpu_total"] / out["ours"]["cpu_total"], 2)
     return out
 
 

@@ -16,7 +16,16 @@ def _digits():
     return x_train, torch.from_numpy(y_train), x_test, torch.from_numpy(y_test)
 
 
-def test_readme_quick_start_on_digits():
+@pytest.fixture
+def one_thread():
+    # the suite runs two workers on two cores: one thread each avoids OpenMP threads waiting on each other
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_readme_quick_start_on_digits(one_thread):
     """torch-dwn's README model and loop (examples/mnist.py), import changed, on scikit-learn's digits."""
     torch.manual_seed(0)
     x_train, y_train, x_test, y_test = _digits()

@@ -16,6 +16,9 @@ Fallbacks, so results never depend on the path taken:
 - set ``dwn_hw.nn.fused.enabled = False`` to turn the whole mechanism off;
 - if the C++ library cannot be built, a warning says so once and the vectorized code runs.
 
+The library is compiled on first use with the system C++ compiler (``$CXX``, else ``c++``) and cached under
+``$DWN_HW_CACHE`` (default ``~/.cache/dwn_hw``), keyed by the source, the flags and the CPU.
+
 The optimizer state is Adam's own (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints of the
 optimizer load either way.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -72,9 +76,19 @@ def library():
     return _lib
 
 
+def _cpu_signature() -> str:
+    """What -march=native depends on, so a cache shared between machines never runs foreign code."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    return platform.machine() + "".join(lines)
+
+
 def _build_and_load():
     compiler = os.environ.get("CXX", "c++")
-    source = _SOURCE.read_bytes()
+    source = _SOURCE.read_bytes() + _cpu_signature().encode()
     errors = []
     for flags in _FLAG_SETS:
         key = hashlib.sha256(source + " ".join([compiler, *flags, sys.platform]).encode()).hexdigest()[:16]

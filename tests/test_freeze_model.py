@@ -145,3 +145,18 @@ def test_dwn_hw_freeze_is_the_function_even_after_importing_the_module():
     model, _ = random_model(2, ns=(2, 3), sizes=(10, 6), learnable=(False, False), k=2)
     ir = dwn_hw.freeze(model, simplify=False)
     assert ir["encoder"]["kind"] == "none" and len(ir["layers"]) == 2
+
+
+@pytest.mark.slow
+def test_mnist_shaped_model_freezes_exactly():
+    """torch-dwn's MNIST shape (784 x 3 bits, 2000 + 1000 LUT6, learnable first mapping, permuted GroupSum)."""
+    torch.manual_seed(0)
+    enc = dwn.DistributiveThermometer(3).fit(torch.randint(0, 256, (3000, 784)).float())
+    model = torch.nn.Sequential(dwn.LUTLayer(784 * 3, 2000, 6, mapping="learnable"), dwn.LUTLayer(2000, 1000, 6),
+                                dwn.GroupSum(10, tau=1 / 0.3, randperm=1000))
+    with torch.no_grad():
+        model[0].mapping.weights.normal_()
+    grid = Grid(1.0, 8, False)
+    ir = freeze(model, encoder=enc, grid=grid)
+    q = np.random.default_rng(0).integers(0, 256, size=(2000, 784))
+    np.testing.assert_array_equal(I.evaluate(ir, q)[0], pytorch_scores(model, enc, grid, q))

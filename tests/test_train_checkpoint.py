@@ -140,3 +140,18 @@ def test_save_is_atomic_on_failure(trained, tmp_path, monkeypatch):
         checkpoint.save_record(rec, target)
     assert target.read_bytes() == trained[0].read_bytes()
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_device_choice(monkeypatch):
+    from dwn_hw.train.loop import Dist, pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto", Dist()).type == "cpu"
+    with pytest.raises(DwnHwError, match="no CUDA device"):
+        pick_device("cuda", Dist())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert pick_device("auto", Dist(1, 2, 1)).type == "cpu"  # two processes cannot share one GPU under NCCL
+    assert pick_device("auto", Dist()) == torch.device("cuda", 0)
+    with pytest.raises(DwnHwError, match="needs 2 GPUs"):
+        pick_device("cuda", Dist(0, 2, 0))

@@ -183,3 +183,17 @@ def test_mnist_loads_from_the_wheel():
     assert ds.q_train.max() == 255 and set(np.unique(ds.y_test)) == set(range(10))
     q, _ = load_test_set(_meta(ds))
     assert np.array_equal(q, ds.q_test)
+
+
+@pytest.mark.slow
+def test_mnist_short_training_run(tmp_path):
+    import dwn_hw
+    from dwn_hw.train.loop import TrainConfig, run
+
+    out = tmp_path / "mnist.pt"
+    metrics = run(TrainConfig(dataset="mnist", bits=2, layers=[400], n=[4], epochs=1, batch_size=128),
+                  str(out), progress=False)
+    assert metrics["n_train"] == 60000 and metrics["test_accuracy"] > 0.5
+    ck = dwn_hw.load(out)
+    q, y = load_test_set(ck.meta)
+    assert float((ck.predict_q(q) == y).mean()) == pytest.approx(metrics["test_accuracy"], abs=1e-12)

@@ -113,3 +113,19 @@ def test_info_and_freeze_refuse_other_files(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"format": "dwn-hw-ir", "version": 1}')
     code, out = run(capsys, "info", tmp_path / "bad.json")
     assert code == 2 and "encoder" in out
+
+
+def test_info_and_eval_on_an_ir_never_import_torch(tmp_path):
+    import subprocess
+    import sys
+
+    ir = I.random_ir(3, features=64, bits_per_feature=2, input_bits=5, layers=[(30, 4), (20, 3)], k=10)
+    I.save(ir, tmp_path / "r.ir.json")
+    code = ("import sys\nfrom dwn_hw.cli import main\n"
+            f"for args in (['info', {str(tmp_path / 'r.ir.json')!r}], "
+            f"['eval', {str(tmp_path / 'r.ir.json')!r}, '--dataset', 'digits']):\n"
+            "    try:\n        main(args)\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "accuracy" in out.stdout and out.stdout.strip().endswith("False")

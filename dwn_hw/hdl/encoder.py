@@ -71,5 +71,5 @@ class ThermometerEncoder(VerilogComponent):
         ports = [("input", self._features * B, "in_data"), ("output", len(self._bits), "bits")]
         return f"module {self.module} " + port_list(ports) + "".join(decls) + "".join(assigns) + "endmodule\n"
 
-    def port_map(self) -> dict:
-        return {"i_in_data": self.in_data, "o_bits": self.bits}
+    def ports(self) -> dict:
+        return {"in_data": ("i", "in_data"), "bits": ("o", "bits")}

@@ -156,10 +156,10 @@ class LUTArray(VerilogComponent):
                        for j, (row, table) in enumerate(zip(self.rows, self.tables)))
         return f"module {self.module} " + port_list(ports) + body + "endmodule\n"
 
-    def port_map(self) -> dict:
-        ports = {"o_y": self.outputs}
+    def ports(self) -> dict:
+        ports = {"y": ("o", "outputs")}
         if self.in_width:
-            ports["i_x"] = self.inputs
+            ports["x"] = ("i", "inputs")
         return ports
 
 

@@ -16,7 +16,11 @@ class VerilogComponent(wiring.Component):
     """A component implemented by the Verilog module :meth:`verilog` returns.
 
     Subclasses set ``self.module`` (the module name) and implement :meth:`verilog` and
-    :meth:`port_map` (``Instance`` keyword arguments such as ``{"i_x": self.inputs}``).
+    :meth:`ports` (Verilog port name -> (``"i"`` or ``"o"``, member name)).
+
+    A parent should place it with :meth:`instance`, passing the input *values* directly: going
+    through the member signals (``m.d.comb += comp.inputs.eq(v)``) leaves alias wires in the
+    Verilog, some bits of which nothing reads, and lint flags them.
     """
 
     module: str
@@ -24,12 +28,24 @@ class VerilogComponent(wiring.Component):
     def verilog(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def port_map(self) -> dict:  # pragma: no cover - abstract
+    def ports(self) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def instance(self, **inputs) -> Instance:
+        """An ``Instance`` of the module: inputs from ``inputs`` (by member name, default the
+        member signal), outputs driving the member signals."""
+        kwargs = {}
+        for port, (direction, member) in self.ports().items():
+            value = inputs.pop(member, getattr(self, member)) if direction == "i" else getattr(self, member)
+            kwargs[f"{direction}_{port}"] = value
+        if inputs:
+            raise TypeError(f"{self.module}: no input member(s) {sorted(inputs)}")
+        # The component is used through this Instance; tell Amaranth's unused-elaboratable check.
+        self._MustUse__silence = True
+        return Instance(self.module, **kwargs)
+
     def elaborate(self, platform):
-        # Returning the Instance itself avoids a wrapper module around it.
-        return Instance(self.module, **self.port_map())
+        return self.instance()
 
 
 def port_list(ports) -> str:

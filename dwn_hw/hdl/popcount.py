@@ -70,8 +70,8 @@ class RowAdder(VerilogComponent):
         ports = [("input", self.width, "a"), ("input", self.width, "b"), ("output", self.width, "s")]
         return f"module {self.module} " + port_list(ports) + "    assign s = a + b;\nendmodule\n"
 
-    def port_map(self) -> dict:
-        return {"i_a": self.a, "i_b": self.b, "o_s": self.s}
+    def ports(self) -> dict:
+        return {"a": ("i", "a"), "b": ("i", "b"), "s": ("o", "s")}
 
 
 class Popcount(wiring.Component):
@@ -169,8 +169,7 @@ class Popcount(wiring.Component):
 
         for array, in_ids, out_ids, cols in self._plan:
             level += 1
-            m.submodules[f"l{level}"] = array
-            m.d.comb += array.inputs.eq(Cat(*[value[i] for i in in_ids]))
+            m.submodules[f"l{level}"] = array.instance(inputs=Cat(*[value[i] for i in in_ids]))
             for k, i in enumerate(out_ids):
                 value[i] = array.outputs[k]
             registered([i for col in cols for i in col], f"r{level}")
@@ -180,8 +179,7 @@ class Popcount(wiring.Component):
         if self._adder is not None:
             row_b = Cat(*[value[c[1]] if len(c) == 2 else Const(0, 1) for c in cols])
             level += 1
-            m.submodules.add = self._adder
-            m.d.comb += [self._adder.a.eq(row_a), self._adder.b.eq(row_b)]
+            m.submodules.add = self._adder.instance(a=row_a, b=row_b)
             value["sum"] = self._adder.s
             registered(["sum"], f"r{level}")
             result = value["sum"]

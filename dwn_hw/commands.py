@@ -316,7 +316,7 @@ def _test_inputs(spec: str, target_grid: tuple, features: int):
     own = _grid_tuple(ds.grid)
     if np.array_equal(np.broadcast_to(own[0], (features,)), np.broadcast_to(scale, (features,))) \
             and own[1:] == (bits, signed):
-        return ds.q_test, ds.y_test, "its own grid"
+        return ds.q_test, ds.y_test, "the data set's own grid"
     # a different grid: back to the values the data set stands for, then onto the model's grid
     x = ds.grid.to_x(ds.q_test)
     return quantize_array(x, scale, bits, signed), ds.y_test, "requantized onto the model's grid"

@@ -71,21 +71,56 @@ endmodule
 
 
 def _yosys(tc: Toolchain, family: str, sources: list[Path], top: str, build: Path, tag: str, quiet: bool,
-           json_out: bool) -> tuple[dict, float]:
+           json_out: bool, core_net: Path | None = None, bundle: dict | None = None) -> tuple[dict, float]:
+    """Synthesize ``top``; with ``core_net``, the core is not synthesized again.
+
+    The design around the core (harness or UART wrapper) is synthesized against a black-box stub
+    of the core, then the core's mapped netlist is read back in and flattened into it: the
+    result equals synthesizing everything, minus a second run over the core (most of the time).
+    """
     # YoWASP tools see the file system from their working folder: give them relative paths.
-    script = [f"read_verilog -sv {_q(os.path.relpath(s, build))}" for s in sources]
+    rel = lambda p: _q(os.path.relpath(p, build))  # noqa: E731
+    script = []
+    if core_net is not None:
+        stub = build / f"{tag}_core_stub.v"
+        stub.write_text(core_stub(bundle))
+        script.append(f"read_verilog -sv {rel(stub)}")
+    script += [f"read_verilog -sv {rel(s)}" for s in sources]
     synth = f"{SYNTH_CMD[family]} -top {top}"
     if family == "xilinx":
         # The core alone gets no IO buffers: its figures are logic only, as out of context in Vivado.
         synth += " -flatten" + (" -noiopad" if tag == "core" else "")
+    script.append(synth)
+    if core_net is not None:
+        script += [f"delete ={bundle['top']}", f"read_json {rel(core_net)}", f"hierarchy -top {top}",
+                   "flatten", "opt_clean"]
     if json_out:
-        synth += f" -json {tag}.json"
-    script += [synth, f"tee -q -o {tag}_stat.json stat -json"]
+        script.append(f"write_json {tag}.json")
+    script.append(f"tee -q -o {tag}_stat.json stat -json")
     (build / f"{tag}.ys").write_text("\n".join(script) + "\n")
     t0 = time.monotonic()
     run_tool(tc.yosys() + ["-q", "-l", f"{tag}_yosys.log", "-s", f"{tag}.ys"], build, build / f"{tag}_yosys.out",
              f"yosys {tag}", quiet)
     return stat_design(json.loads((build / f"{tag}_stat.json").read_text())), time.monotonic() - t0
+
+
+def _top_only(netlist: Path, top: str) -> Path:
+    """The flattened core's module alone (the cell library modules come with every later run)."""
+    data = json.loads(netlist.read_text())
+    if top not in data.get("modules", {}):
+        raise DwnHwError(f"yosys wrote no module {top!r} to {netlist}; is bundle.json's top right?")
+    data["modules"] = {top: data["modules"][top]}
+    out = netlist.with_name(netlist.stem + "_top.json")
+    out.write_text(json.dumps(data))
+    return out
+
+
+def core_stub(bundle: dict) -> str:
+    """A black box with the core's ports, so the design around it synthesizes without it."""
+    W, K, SW = int(bundle["in_width"]), int(bundle["classes"]), int(bundle["score_width"])
+    CW = max(1, (K - 1).bit_length())
+    return (f"(* blackbox *)\nmodule {bundle['top']}(input clk, input rst, input in_valid, input [{W - 1}:0] in_data,"
+            f" output out_valid, output [{CW - 1}:0] out_class, output [{K * SW - 1}:0] out_scores);\nendmodule\n")
 
 
 def _q(path: str) -> str:
@@ -167,7 +202,8 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     times: dict[str, float] = {}
     say(f"synth {bundle_dir.name} for {board.title}")
 
-    core_stat, times["yosys_core"] = _yosys(tc, fam, rtl, bundle["top"], build, "core", quiet, False)
+    core_stat, times["yosys_core"] = _yosys(tc, fam, rtl, bundle["top"], build, "core", quiet, True)
+    core_net = _top_only(build / "core.json", bundle["top"])
     core = cell_counts(core_stat, fam)
     core_fits, core_over = fits(core, board)
     core.update(top=bundle["top"], latency_cycles=int(bundle["latency"]), fits=core_fits,
@@ -181,7 +217,8 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     if core_pnr and board.flow == "open":
         harness = build / "harness.v"
         harness.write_text(harness_verilog(bundle, serial=fam == "ice40"))
-        _, times["yosys_harness"] = _yosys(tc, fam, rtl + [harness], HARNESS_TOP, build, "harness", quiet, True)
+        _, times["yosys_harness"] = _yosys(tc, fam, [harness], HARNESS_TOP, build, "harness", quiet, True, core_net,
+                                           bundle)
         pnr, times["nextpnr_core"] = _nextpnr(tc, board, build, "harness", CORE_TARGET_MHZ[fam], seed, quiet,
                                               None, core)
         core["fmax_source"] = ("harness: inputs shifted in from one pin, outputs registered" if fam == "ice40"
@@ -189,8 +226,8 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
         core["fmax_mhz"] = pnr["fmax_mhz"]
         core["pnr_utilisation"] = pnr["utilisation"]
 
-    board_stat, times["yosys_board"] = _yosys(tc, fam, rtl + [out / "board.v"], BOARD_TOP, build, "board", quiet,
-                                              board.flow == "open")
+    board_stat, times["yosys_board"] = _yosys(tc, fam, [out / "board.v"], BOARD_TOP, build, "board", quiet,
+                                              board.flow == "open", core_net, bundle)
     whole = cell_counts(board_stat, fam)
     ok, over = fits(whole, board)
     report.update({k: whole[k] for k in ("luts", "ffs", "carry", "bram", "cells")})

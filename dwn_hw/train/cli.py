@@ -67,7 +67,7 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
 
     \b
     dwn-hw train -o model.pt                        the embedded default: digits, ~96 % in seconds
-    dwn-hw train --dataset mnist --layers 2000,1000 --epochs 30 -o mnist.pt
+    dwn-hw train --dataset mnist --layers 2000,1000 --n 6 --tau 3.33 -o mnist.pt
     torchrun --nproc_per_node 2 -m dwn_hw.train -o model.pt   several processes (DDP; say --lut-inputs, not --n)
     """
     from dwn_hw.train import loop

@@ -255,6 +255,8 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
         if "train_state" not in prev or not prev.get("options"):
             raise DwnHwError(f"{output} holds no training state to resume from")
         cfg = TrainConfig.from_dict(prev["options"])
+        if prev["data"].get("path"):  # a csv/npz file named relative to another working folder
+            cfg.dataset = f"{cfg.dataset.partition(':')[0]}:{prev['data']['path']}"
         if epochs_override is not None:
             cfg.epochs = int(epochs_override)
     elif os.path.exists(output) and not force:

@@ -69,7 +69,13 @@ def _version_text(cmd: list[str]) -> str:
     except OSError as exc:
         raise DwnHwError(f"cannot run {cmd[0]}: {exc}") from exc
     text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0].strip() if text else "unknown"
+    first = text[0].strip() if text else "unknown"
+    # Keep the release and commit, not the compiler banner.
+    m = re.search(r"Yosys [\w.+-]+(?: \(git sha1 [0-9a-f]+)?", first)
+    if m:
+        return m.group(0) + (")" if "(git" in m.group(0) else "")
+    m = re.search(r"Version (nextpnr-[\w.+-]+)|(nextpnr-\d[\w.+-]*)", first)
+    return (m.group(1) or m.group(2)) if m else first
 
 
 def _check_version(name: str, text: str, pattern: str, minimum: tuple[int, int]) -> None:

@@ -83,7 +83,8 @@ torch::Tensor coefficients(const torch::Tensor& luts, int64_t n, double alpha, d
 std::tuple<std::optional<torch::Tensor>, torch::Tensor> backward(
     const torch::Tensor& grad_out, const torch::Tensor& addr, const torch::Tensor& mapping,
     const torch::Tensor& luts, double alpha, double beta, int64_t input_size, bool x_needs_grad,
-    bool identity_mapping) {
+    bool identity_mapping, int64_t algo, const std::optional<torch::Tensor>& inv_offsets,
+    const std::optional<torch::Tensor>& inv_slots) {
   check(grad_out, "grad_out", torch::kFloat32, 2);
   check(addr, "addr", torch::kInt32, 2);
   check(mapping, "mapping", torch::kInt32, 2);
@@ -100,19 +101,43 @@ std::tuple<std::optional<torch::Tensor>, torch::Tensor> backward(
   const int64_t batch = grad_out.size(0), num_luts = mapping.size(0);
   // the launcher zero-fills what needs it
   auto grad_luts = torch::empty({num_luts, int64_t{1} << n}, grad_out.options());
+  TORCH_CHECK(algo == dwn_cuda::kBackwardAtomic || algo == dwn_cuda::kBackwardGather,
+              "algo must be ", dwn_cuda::kBackwardAtomic, " (atomic) or ", dwn_cuda::kBackwardGather,
+              " (gather), got ", algo);
   std::optional<torch::Tensor> grad_x;
-  torch::Tensor scratch;
+  torch::Tensor scratch, terms;
+  const int32_t* offsets_ptr = nullptr;
+  const int32_t* slots_ptr = nullptr;
   if (x_needs_grad) {
     grad_x = torch::empty({batch, input_size}, grad_out.options());
     if (n > dwn_cuda::kFusedMaxN)
       scratch = torch::empty({num_luts, n, int64_t{1} << (n - 1)}, grad_out.options());
+    const bool gather = algo == dwn_cuda::kBackwardGather && n <= dwn_cuda::kFusedMaxN &&
+                        !(identity_mapping && input_size == num_luts * n);
+    if (gather) {
+      TORCH_CHECK(inv_offsets.has_value() && inv_slots.has_value(),
+                  "the gather algo needs inv_offsets and inv_slots for a non-identity mapping");
+      check(*inv_offsets, "inv_offsets", torch::kInt32, 1);
+      check(*inv_slots, "inv_slots", torch::kInt32, 1);
+      TORCH_CHECK(inv_offsets->size(0) == input_size + 1, "inv_offsets must have ", input_size + 1,
+                  " entries, got ", inv_offsets->size(0));
+      TORCH_CHECK(inv_slots->size(0) == num_luts * n, "inv_slots must have ", num_luts * n,
+                  " entries, got ", inv_slots->size(0));
+      same_device(grad_out, *inv_offsets, "inv_offsets");
+      same_device(grad_out, *inv_slots, "inv_slots");
+      terms = torch::empty({batch, num_luts * n}, grad_out.options());
+      offsets_ptr = inv_offsets->data_ptr<int32_t>();
+      slots_ptr = inv_slots->data_ptr<int32_t>();
+    }
   }
   raise_if(dwn_cuda::efd_backward(
       grad_out.data_ptr<float>(), addr.data_ptr<int32_t>(), mapping.data_ptr<int32_t>(),
       luts.data_ptr<float>(), static_cast<float>(alpha), static_cast<float>(beta),
       grad_x ? grad_x->data_ptr<float>() : nullptr, grad_luts.data_ptr<float>(),
       scratch.defined() ? scratch.data_ptr<float>() : nullptr, batch, input_size, num_luts, n,
-      identity_mapping ? 1 : 0, current_stream(grad_out)));
+      identity_mapping ? 1 : 0, static_cast<int>(algo),
+      terms.defined() ? terms.data_ptr<float>() : nullptr, offsets_ptr, slots_ptr,
+      current_stream(grad_out)));
   return {grad_x, grad_luts};
 }
 
@@ -163,7 +188,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("coefficients", &coefficients, "per-step EFD input-gradient coefficients [N, n, 2^(n-1)]");
   m.def("backward", &backward,
         "EFD backward: (grad_x or None, grad_luts) from grad_out, addr, mapping, luts, alpha, beta, "
-        "input_size, x_needs_grad, identity_mapping (mapping[j, l] == j*n + l, caller-checked)");
+        "input_size, x_needs_grad, identity_mapping (mapping[j, l] == j*n + l, caller-checked), algo "
+        "(1 atomic, 2 gather), inv_offsets, inv_slots (the mapping's inverse, CSR, for gather)");
   m.def("baseline_forward", &baseline_forward, "torch-dwn's forward algorithm (benchmark only)");
   m.def("baseline_backward", &baseline_backward,
         "torch-dwn's O(n 2^n) backward algorithm (benchmark only): (grad_x, grad_luts)");

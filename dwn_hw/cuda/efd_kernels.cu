@@ -20,6 +20,9 @@ constexpr int kThreads = 256;
 constexpr int kLutTile = 32;
 // Batch rows per block of that kernel (blockDim.y).
 constexpr int kRows = 8;
+// Batches up to this size run one batch slice per LUT tile in the gather backward (at most 8
+// rows per warp).
+constexpr int64_t kSmallBatch = 64;
 // Largest n whose per-block histogram (kLutTile * 2^n floats) fits 32 KiB of shared memory.
 constexpr int kMaxSharedHistN = 8;
 
@@ -282,6 +285,134 @@ fused_backward_kernel(const float* __restrict__ grad_out, const int32_t* __restr
   }
 }
 
+// Gather variant of the fused kernel (n <= kFusedMaxN). Same tiles, histogram and coefficients,
+// but:
+// - the coefficients come from a warp butterfly (lane = address r, one (slot, LUT) pair per
+//   step, v += beta * shfl_xor(v, 1 << k): the same sums in the same order as coef_kernel),
+//   so a block spends a few shuffles, not a chain of shared-memory rounds, before its rows;
+// - every term g * C[j, l, r] goes to terms[b, j*n + l], staged per warp in shared memory so
+//   that a warp stores its row's 32*n consecutive floats with coalesced writes. With an
+//   identity mapping `terms` is grad_x itself; otherwise gather_input_grad_kernel sums the
+//   terms of each input afterwards (no atomics, no zero fill).
+__global__ void __launch_bounds__(kLutTile * kRows)
+fused_backward_gather_kernel(const float* __restrict__ grad_out,
+                             const int32_t* __restrict__ addr, const float* __restrict__ luts,
+                             float alpha, float beta, float* __restrict__ terms,
+                             float* __restrict__ grad_luts, int64_t batch, int64_t num_luts,
+                             int n, int64_t rows_per_block, int store_luts) {
+  extern __shared__ float smem[];
+  const int bins = 1 << n;
+  const int half = bins >> 1;
+  float* hist = smem;
+  float* coef = smem + bins * kLutTile;
+  float* stage = coef + n * half * kLutTile + threadIdx.y * (kLutTile * n);
+  const int lane = threadIdx.x;
+  const int warp = threadIdx.y;
+  const int tid = warp * kLutTile + lane;
+  constexpr int kBlock = kLutTile * kRows;
+  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * kLutTile;
+  const int64_t j = j0 + lane;
+  const bool valid = j < num_luts;
+  const int tile_luts = num_luts - j0 < kLutTile ? static_cast<int>(num_luts - j0) : kLutTile;
+
+  for (int k = tid; k < bins * kLutTile; k += kBlock) hist[k] = 0.0f;
+  if (terms != nullptr) {
+    // pair p = l * kLutTile + ln, p = warp + q * kRows: warp-uniform, so the shuffles see the whole
+    // warp. All table reads of a warp are issued before the first shuffle (one memory latency per
+    // block instead of one per pair: at small batches that latency is the kernel's run time).
+    // Chunks of kBatchPairs pairs keep the register count (and so the occupancy) of the row loop.
+    constexpr int kPairs = kFusedMaxN * kLutTile / kRows;
+    constexpr int kBatchPairs = 8;
+#pragma unroll 1
+    for (int q0 = 0; q0 < kPairs; q0 += kBatchPairs) {
+      if (warp + q0 * kRows >= n * kLutTile) break;
+      float v[kBatchPairs];
+#pragma unroll
+      for (int q = 0; q < kBatchPairs; ++q) {
+        const int p = warp + (q0 + q) * kRows;
+        const int l = p / kLutTile;
+        const int ln = p % kLutTile;
+        v[q] = 0.0f;
+        if (p < n * kLutTile && lane < half && ln < tile_luts) {
+          const uint32_t a0 = insert_zero_bit(static_cast<uint32_t>(lane), l);
+          const float* table = luts + ((j0 + ln) << n);
+          v[q] = alpha * (table[a0 | (1u << l)] - table[a0]);
+        }
+      }
+#pragma unroll
+      for (int q = 0; q < kBatchPairs; ++q) {
+        const int p = warp + (q0 + q) * kRows;
+        if (p < n * kLutTile) {
+          // lanes >= half only ever exchange with lanes >= half (k < n - 1)
+          for (int k = 0; k < n - 1; ++k)
+            v[q] = v[q] + beta * __shfl_xor_sync(0xffffffffu, v[q], 1 << k);
+          if (lane < half) coef[((p / kLutTile) * half + lane) * kLutTile + p % kLutTile] = v[q];
+        }
+      }
+    }
+  }
+  __syncthreads();
+
+  const int64_t b_begin = blockIdx.y * rows_per_block;
+  const int64_t b_end = b_begin + rows_per_block < batch ? b_begin + rows_per_block : batch;
+  const int tile_cols = tile_luts * n;
+  // b is warp-uniform: every lane runs every iteration (the __syncwarp calls need them all)
+  for (int64_t b = b_begin + warp; b < b_end; b += kRows) {
+    if (valid) {
+      const int64_t idx = b * num_luts + j;
+      const float g = grad_out[idx];
+      const uint32_t a = static_cast<uint32_t>(addr[idx]);
+      atomicAdd(&hist[a * kLutTile + lane], g);
+      if (terms != nullptr) {
+#pragma unroll
+        for (int l = 0; l < kFusedMaxN; ++l) {
+          if (l < n) stage[lane * n + l] = g * coef[(l * half + remove_bit(a, l)) * kLutTile + lane];
+        }
+      }
+    }
+    if (terms != nullptr) {
+      __syncwarp();
+      float* dst = terms + b * (num_luts * n) + j0 * n;
+      for (int k = lane; k < tile_cols; k += kLutTile) dst[k] = stage[k];
+      __syncwarp();
+    }
+  }
+  __syncthreads();
+
+  for (int k = tid; k < bins * kLutTile; k += kBlock) {
+    const int64_t jj = j0 + (k % kLutTile);
+    if (jj >= num_luts) continue;
+    const float val = hist[k];
+    float* dst = grad_luts + (jj << n) + k / kLutTile;
+    if (store_luts)
+      *dst = val;
+    else if (val != 0.0f)
+      atomicAdd(dst, val);
+  }
+}
+
+// grad_x[b, i] = sum of terms[b, k] over the slots k = j*n + l that read input i, listed in
+// slots[offsets[i] .. offsets[i + 1]) (the inverse of the mapping, built once per mapping by
+// the caller). Threads run along i, so the grad_x stores coalesce and a block's reads of
+// terms stay inside one or two rows (L1/L2 resident). Inputs no slot reads get 0.
+__global__ void gather_input_grad_kernel(const float* __restrict__ terms,
+                                         const int32_t* __restrict__ offsets,
+                                         const int32_t* __restrict__ slots,
+                                         float* __restrict__ grad_x, int64_t batch,
+                                         int64_t input_size, int64_t term_cols) {
+  const int64_t total = batch * input_size;
+  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
+       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t b = idx / input_size;
+    const int64_t i = idx - b * input_size;
+    const float* row = terms + b * term_cols;
+    const int32_t end = offsets[i + 1];
+    float acc = 0.0f;
+    for (int32_t k = offsets[i]; k < end; ++k) acc += row[slots[k]];
+    grad_x[idx] = acc;
+  }
+}
+
 // Batch slices for the tile kernels: about four blocks per SM, each slice a multiple of kRows.
 int64_t rows_per_slice(int64_t batch, int64_t tiles) {
   int device = 0, sms = 0;
@@ -335,8 +466,11 @@ const char* efd_coefficients(const float* luts, float* coef, int64_t num_luts, i
 const char* efd_backward(const float* grad_out, const int32_t* addr, const int32_t* mapping,
                          const float* luts, float alpha, float beta, float* grad_x,
                          float* grad_luts, float* scratch, int64_t batch, int64_t input_size,
-                         int64_t num_luts, int n, int identity_mapping, void* stream) {
+                         int64_t num_luts, int n, int identity_mapping, int algo,
+                         float* terms, const int32_t* inv_offsets, const int32_t* inv_slots,
+                         void* stream) {
   if (n < 1 || n > kMaxN) return "efd_backward: n out of range";
+  if (algo != kBackwardAtomic && algo != kBackwardGather) return "efd_backward: unknown algo";
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   const size_t lut_bytes = (sizeof(float) * static_cast<size_t>(num_luts)) << n;
   const size_t x_bytes = sizeof(float) * static_cast<size_t>(batch * input_size);
@@ -352,11 +486,43 @@ const char* efd_backward(const float* grad_out, const int32_t* addr, const int32
   // inputs that no LUT reads get no term, others several: start from zero (unless the fused
   // kernel writes every element once)
   const int identity = identity_mapping && n <= kFusedMaxN && input_size == num_luts * n;
+  const int64_t tiles = (num_luts + kLutTile - 1) / kLutTile;
+  if (tiles > 0x7fffffff) return "efd_backward: too many LUTs";
+  if (algo == kBackwardGather && n <= kFusedMaxN) {
+    float* dst = nullptr;
+    if (grad_x != nullptr) {
+      if (identity) {
+        dst = grad_x;
+      } else {
+        if (terms == nullptr || inv_offsets == nullptr || inv_slots == nullptr)
+          return "efd_backward: the gather algo needs terms, inv_offsets and inv_slots";
+        dst = terms;
+      }
+    }
+    // Small batches: one slice per tile (a few rows per warp), so grad_luts is stored, not
+    // zero-filled and merged by atomics: one launch fewer, and no tile builds its coefficients twice.
+    const int64_t rows = batch <= kSmallBatch ? batch : rows_per_slice(batch, tiles);
+    const int64_t slices = (batch + rows - 1) / rows;
+    const int store_luts = slices == 1;
+    if (!store_luts && cudaMemsetAsync(grad_luts, 0, lut_bytes, s) != cudaSuccess)
+      return launch_status();
+    const size_t half = size_t{1} << (n - 1);
+    const size_t smem = sizeof(float) * kLutTile *
+                        ((size_t{1} << n) + (dst ? n * half + kRows * static_cast<size_t>(n) : 0));
+    dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(slices));
+    dim3 block(kLutTile, kRows);
+    fused_backward_gather_kernel<<<grid, block, smem, s>>>(grad_out, addr, luts, alpha, beta, dst,
+                                                           grad_luts, batch, num_luts, n, rows,
+                                                           store_luts);
+    const char* err = launch_status();
+    if (err != nullptr || grad_x == nullptr || identity) return err;
+    gather_input_grad_kernel<<<grid_for(batch * input_size, kThreads), kThreads, 0, s>>>(
+        terms, inv_offsets, inv_slots, grad_x, batch, input_size, num_luts * n);
+    return launch_status();
+  }
   if (grad_x != nullptr && !identity && cudaMemsetAsync(grad_x, 0, x_bytes, s) != cudaSuccess)
     return launch_status();
 
-  const int64_t tiles = (num_luts + kLutTile - 1) / kLutTile;
-  if (tiles > 0x7fffffff) return "efd_backward: too many LUTs";
   if (n <= kFusedMaxN) {
     const int64_t rows = rows_per_slice(batch, tiles);
     const int64_t slices = (batch + rows - 1) / rows;

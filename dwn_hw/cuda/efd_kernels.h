@@ -40,10 +40,24 @@ constexpr int kFusedMaxN = 6;
 // num_luts * n * 2^(n-1) floats (the coefficient table). identity_mapping: the caller knows
 // that mapping[j, l] == j*n + l (a learnable mapping's slot order); with input_size == N*n
 // the input gradient is then written with plain stores.
+// algo (n <= kFusedMaxN only; larger n always take the three-kernel path):
+//   kBackwardAtomic  one fused kernel, input gradient by global atomics into a zero-filled
+//                    grad_x (terms, inv_offsets, inv_slots unused);
+//   kBackwardGather  the fused kernel writes every term g * C[j, l, r] to terms[b, j*n + l]
+//                    (coalesced), then a second kernel sums, for each input i, the terms of
+//                    the slots listed in inv_slots[inv_offsets[i] .. inv_offsets[i + 1]): no
+//                    atomics, no zero fill. terms: batch * num_luts * n floats; inv_offsets:
+//                    int32 [input_size + 1]; inv_slots: int32 [num_luts * n], the flat slot
+//                    indices j*n + l grouped by the input they read. With an identity mapping
+//                    the terms are grad_x itself and the three pointers may be null.
+constexpr int kBackwardAtomic = 1;
+constexpr int kBackwardGather = 2;
 const char* efd_backward(const float* grad_out, const int32_t* addr, const int32_t* mapping,
                          const float* luts, float alpha, float beta, float* grad_x,
                          float* grad_luts, float* scratch, int64_t batch, int64_t input_size,
-                         int64_t num_luts, int n, int identity_mapping, void* stream);
+                         int64_t num_luts, int n, int identity_mapping, int algo,
+                         float* terms, const int32_t* inv_offsets, const int32_t* inv_slots,
+                         void* stream);
 
 // torch-dwn's algorithm (O(n * 2^n) per sample and LUT, global atomics for every
 // term), kept only as the benchmark baseline. grad_x and grad_luts must be zero-filled.

@@ -6,6 +6,7 @@ hand-written kernel, so :func:`mapping_backward` is torch ops.
 """
 from __future__ import annotations
 
+import os
 import weakref
 
 import torch
@@ -14,6 +15,17 @@ from . import loader
 
 # id(mapping) -> (weak reference, (data_ptr, version, shape), is identity); see _is_identity
 _identity_cache: dict = {}
+# id(mapping) -> (weak reference, (data_ptr, version, shape, input_size), (offsets, slots)); see _inverse
+_inverse_cache: dict = {}
+
+# Input-gradient algorithm of lut_backward for n <= 6 (see efd_kernels.h): "gather" (terms stored
+# coalesced, then summed per input over the cached inverse mapping; no atomics, no zero fill) or "atomic"
+# (the first fused kernel: global atomics into a zero-filled grad_x). DWN_HW_CUDA_BACKWARD picks it at
+# import; the GPU check sets this variable to time both.
+ALGOS = {"atomic": 1, "gather": 2}
+BACKWARD_ALGO = os.environ.get("DWN_HW_CUDA_BACKWARD", "gather")
+if BACKWARD_ALGO not in ALGOS:
+    raise ValueError(f"DWN_HW_CUDA_BACKWARD must be one of {sorted(ALGOS)}, got {BACKWARD_ALGO!r}")
 
 
 def _ext():
@@ -61,13 +73,47 @@ def lut_backward(grad_out, addr, x_needs_grad, mapping, luts, alpha, beta, input
 
     ``grad_luts`` is the scatter-add of ``grad_out`` at ``addr``; ``grad_x`` follows the EFD formula, with
     the coefficients computed once per call and gathered per sample (O(n) per sample and LUT). For
-    ``n <= 6`` one kernel launch does it all; with a learnable mapping's slot order (``mapping[j, l] == j*n + l``)
-    the input gradient is stored without atomics.
+    ``n <= 6`` one kernel launch does it all with a learnable mapping's slot order
+    (``mapping[j, l] == j*n + l``: plain stores); with another mapping the ``"gather"`` algorithm adds a
+    second launch that sums each input's terms over the mapping's inverse (built once per mapping tensor).
     """
     mapping = _i32(mapping)
-    identity = bool(x_needs_grad) and _is_identity(mapping, int(input_size))
+    input_size = int(input_size)
+    x_needs_grad = bool(x_needs_grad)
+    algo = ALGOS[BACKWARD_ALGO]
+    identity = x_needs_grad and _is_identity(mapping, input_size)
+    offsets = slots = None
+    if x_needs_grad and not identity and algo == ALGOS["gather"] and mapping.shape[1] <= 6:
+        offsets, slots = _inverse(mapping, input_size)
     return _ext().backward(_f32(grad_out), _i32(addr), mapping, _f32(luts), float(alpha), float(beta),
-                           int(input_size), bool(x_needs_grad), identity)
+                           input_size, x_needs_grad, identity, algo, offsets, slots)
+
+
+def _inverse(mapping: torch.Tensor, input_size: int):
+    """The mapping's inverse in CSR form: ``(offsets int32 [I + 1], slots int32 [N*n])``, the flat slot
+    indices ``j*n + l`` that read input ``i`` being ``slots[offsets[i]:offsets[i + 1]]`` in increasing order.
+
+    Built on the mapping's device once per mapping tensor (one sync, for the entry check) and kept while
+    the same tensor object lives with the same storage and version counter, as in :func:`_is_identity`.
+    """
+    state = (mapping.data_ptr(), mapping._version, tuple(mapping.shape), input_size)
+    hit = _inverse_cache.get(id(mapping))
+    if hit is not None and hit[0]() is mapping and hit[1] == state:
+        return hit[2]
+    flat = mapping.reshape(-1).to(torch.int64)
+    if flat.numel():
+        low, high = int(flat.min()), int(flat.max())
+        if low < 0 or high >= input_size:
+            raise ValueError(f"mapping entries must lie in [0, {input_size}), got {low}..{high}")
+    slots = torch.argsort(flat, stable=True).to(torch.int32)
+    counts = torch.bincount(flat, minlength=input_size)
+    offsets = torch.zeros(input_size + 1, dtype=torch.int32, device=mapping.device)
+    offsets[1:] = torch.cumsum(counts, 0).to(torch.int32)
+    result = (offsets, slots)
+    if len(_inverse_cache) > 256:
+        _inverse_cache.clear()
+    _inverse_cache[id(mapping)] = (weakref.ref(mapping), state, result)
+    return result
 
 
 def _is_identity(mapping: torch.Tensor, input_size: int) -> bool:

@@ -52,6 +52,29 @@ def test_fused_matches_plain(make_opt):
     _compare(make_opt, 1)
 
 
+@pytest.mark.parametrize("density", [0.0, 1.0])
+def test_fused_dense_product_matches_plain(monkeypatch, density):
+    """Binary inputs normally take the sparse product; force the dense one (and the all-sparse one)."""
+    monkeypatch.setattr(fused, "SPARSE_DENSITY", density)
+    _compare(lambda p: torch.optim.Adam(p, lr=1e-2, weight_decay=0.01), 1)
+
+
+def test_fused_non_binary_inputs_match_plain():
+    """A learnable mapping fed real numbers uses (2x − 1) as it is: the dense product."""
+    plain, fast = _model(7), _model(7)
+    x = torch.randn(8, 42)
+    y = torch.randint(0, 5, (8,))
+    for model, use in ((plain, False), (fast, True)):
+        fused.enabled = use
+        try:
+            opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+            cross_entropy(model(x), y).backward()
+            opt.step()
+        finally:
+            fused.enabled = True
+    torch.testing.assert_close(fast[0].mapping.weights, plain[0].mapping.weights, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("make_opt", [lambda p: torch.optim.Adam(p, lr=1e-2), lambda p: torch.optim.SGD(p, lr=0.1)],
                          ids=["adam", "sgd"])
 def test_fused_matches_plain_with_gradient_accumulation(make_opt):

@@ -2,9 +2,11 @@
 //
 // The weight gradient of LearnableMapping is G = S^T g with S = 2x - 1 ([B, I]) and g = grad_out ([B, M]).
 // At the MNIST shape G has 28 M entries; writing it, reading it back in Adam and reading the weights
-// again for the argmax costs far more than computing it. Here each thread takes a tile of columns, keeps
-// that tile of g in cache, and walks the rows: it computes G[i, tile] in registers, updates the Adam state
-// and the weight in place, and tracks each column's argmax, so the mapping's state is read and written once.
+// again for the argmax costs far more than computing it. Here each thread takes a contiguous range of rows;
+// panel by panel of columns it packs that panel of g into cache, walks its rows computing G[i, tile] in
+// registers (for binary x: adding the g rows of the set bits), updates the Adam state and the weight in
+// place and tracks each column's argmax; the per-thread maxima are merged in row order. The mapping's
+// state is read and written once per step.
 //
 // Plain C ABI (no torch headers) so the library builds in about a second on first use; called via ctypes.
 #include <cmath>
@@ -14,9 +16,7 @@
 #include <limits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include <thread>
 
 namespace {
 
@@ -92,6 +92,19 @@ inline void update_rows(const float* st, const float* gt, int64_t B, int64_t M, 
     }
 }
 
+// Binary inputs (x in {0, 1}): G[i] = 2·Σ_{b: x[b,i]=1} g[b] − Σ_b g[b], so a row costs one vector add per
+// set bit instead of B multiply-adds. `gt2` holds 2·g for the tile, `neg` −Σ_b g[b] for it.
+inline void update_sparse(const int32_t* bits, int64_t count, const float* gt2, const float* neg, float* wr,
+                          float* mr, float* vr, float* best, int32_t* best_i, int32_t i, const AdamArgs& a) {
+    vf16 acc[4];
+    for (int q = 0; q < 4; ++q) acc[q] = load(neg + 16 * q);
+    for (int64_t k = 0; k < count; ++k) {
+        const float* gb = gt2 + static_cast<int64_t>(bits[k]) * TILE;
+        for (int q = 0; q < 4; ++q) acc[q] += load(gb + 16 * q);
+    }
+    apply_tile(acc, wr, mr, vr, best, best_i, i, a);
+}
+
 // The last, narrower tile of a panel: plain scalar code.
 inline void update_tail(const float* s, const float* gt, int64_t B, int64_t width, float* wr, float* mr,
                         float* vr, float* best, int32_t* best_i, int32_t i, const AdamArgs& a) {
@@ -114,73 +127,145 @@ inline void update_tail(const float* s, const float* gt, int64_t B, int64_t widt
     }
 }
 
-// One panel of columns [c0, c0 + width): the panel of g (packed per 64-column tile) stays in L2 while the
-// rows stream past; each row touches `width` contiguous floats of w, m and v (few TLB misses per row).
-void process_panel(const float* st, const float* g, int64_t I, int64_t B, int64_t M, int64_t c0, int64_t width,
-                   float* w, float* m, float* v, int64_t* argmax, const AdamArgs& a, std::vector<float>& gp,
-                   std::vector<float>& best, std::vector<int32_t>& best_i) {
+// Rows [r0, r1) of one panel of columns [c0, c0 + width), with the panel of g packed per 64-column tile in
+// `gp`: the running maximum of each column over these rows goes to best/best_i.
+void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_t M, int64_t c0, int64_t width,
+                  int64_t r0, int64_t r1, float* w, float* m, float* v, const AdamArgs& a, float* best,
+                  int32_t* best_i, const int32_t* bits, const int64_t* bits_ptr, const float* gp2,
+                  const float* neg) {
     const int64_t tiles = (width + TILE - 1) / TILE;
-    gp.assign(static_cast<size_t>(tiles * B * TILE), 0.0f);
-    for (int64_t k = 0; k < tiles; ++k) {
-        const int64_t tw = std::min(TILE, width - k * TILE);
-        for (int64_t b = 0; b < B; ++b)
-            std::memcpy(gp.data() + (k * B + b) * TILE, g + b * M + c0 + k * TILE, sizeof(float) * tw);
-    }
-    best.assign(static_cast<size_t>(tiles * TILE), -std::numeric_limits<float>::infinity());
-    best_i.assign(static_cast<size_t>(tiles * TILE), 0);
     const int64_t full = width / TILE;
+    for (int64_t t = 0; t < tiles * TILE; ++t) {
+        best[t] = -std::numeric_limits<float>::infinity();
+        best_i[t] = 0;
+    }
+    if (bits != nullptr) {
+        for (int64_t i = r0; i < r1; ++i) {
+            const int32_t* row_bits = bits + bits_ptr[i];
+            const int64_t count = bits_ptr[i + 1] - bits_ptr[i];
+            for (int64_t k = 0; k < full; ++k) {
+                const int64_t off = k * TILE;
+                const int64_t row = i * M + c0 + off;
+                update_sparse(row_bits, count, gp2 + k * B * TILE, neg + off, w + row, m + row, v + row,
+                              best + off, best_i + off, static_cast<int32_t>(i), a);
+            }
+            if (full < tiles) {
+                const int64_t off = full * TILE;
+                const int64_t row = i * M + c0 + off;
+                update_tail(st + i * B, gp + full * B * TILE, B, width - off, w + row, m + row, v + row,
+                            best + off, best_i + off, static_cast<int32_t>(i), a);
+            }
+        }
+        return;
+    }
     constexpr int R = 4;
-    for (int64_t i0 = 0; i0 < I; i0 += R) {
-        const bool block = i0 + R <= I;
+    for (int64_t i0 = r0; i0 < r1; i0 += R) {
+        const bool block = i0 + R <= r1;
         for (int64_t k = 0; k < full; ++k) {
             const int64_t off = k * TILE;
-            const float* gt = gp.data() + k * B * TILE;
+            const float* gt = gp + k * B * TILE;
             if (block)
-                update_rows<R>(st, gt, B, M, w + c0 + off, m + c0 + off, v + c0 + off, best.data() + off,
-                               best_i.data() + off, i0, a);
+                update_rows<R>(st, gt, B, M, w + c0 + off, m + c0 + off, v + c0 + off, best + off, best_i + off,
+                               i0, a);
             else
-                for (int64_t i = i0; i < I; ++i)
-                    update_rows<1>(st, gt, B, M, w + c0 + off, m + c0 + off, v + c0 + off, best.data() + off,
-                                   best_i.data() + off, i, a);
+                for (int64_t i = i0; i < r1; ++i)
+                    update_rows<1>(st, gt, B, M, w + c0 + off, m + c0 + off, v + c0 + off, best + off,
+                                   best_i + off, i, a);
         }
         if (full < tiles) {
             const int64_t off = full * TILE;
-            for (int64_t i = i0; i < std::min(i0 + R, I); ++i) {
+            for (int64_t i = i0; i < std::min(i0 + R, r1); ++i) {
                 const int64_t row = i * M + c0 + off;
-                update_tail(st + i * B, gp.data() + full * B * TILE, B, width - off, w + row, m + row, v + row,
-                            best.data() + off, best_i.data() + off, static_cast<int32_t>(i), a);
+                update_tail(st + i * B, gp + full * B * TILE, B, width - off, w + row, m + row, v + row,
+                            best + off, best_i + off, static_cast<int32_t>(i), a);
             }
         }
     }
-    for (int64_t t = 0; t < width; ++t) argmax[c0 + t] = best_i[t];
+}
+
+// Rows [r0, r1) for all columns, panel by panel: packs this thread's copy of each panel of g (and 2g and
+// −Σ_b g for the sparse product), then walks the rows. best/best_i: [M] running maximum per column.
+void process_all(const float* st, const float* g, int64_t I, int64_t B, int64_t M, int64_t r0, int64_t r1,
+                 float* w, float* m, float* v, const AdamArgs& a, float* best, int32_t* best_i,
+                 const int32_t* bits, const int64_t* bits_ptr) {
+    // panels of columns whose packed g (B x width floats) stays within about 2 MB of cache
+    const int64_t panel = std::min(M, std::max<int64_t>(TILE, (524288 / std::max<int64_t>(B, 1)) / TILE * TILE));
+    const int64_t panel_tiles = (panel + TILE - 1) / TILE;
+    std::vector<float> gp(static_cast<size_t>(panel_tiles * B * TILE));
+    std::vector<float> gp2(bits != nullptr ? gp.size() : 0), neg(bits != nullptr ? panel_tiles * TILE : 0);
+    std::vector<float> pbest(static_cast<size_t>(panel_tiles * TILE));
+    std::vector<int32_t> pbest_i(pbest.size());
+    for (int64_t c0 = 0; c0 < M; c0 += panel) {
+        const int64_t width = std::min(panel, M - c0);
+        const int64_t tiles = (width + TILE - 1) / TILE;
+        for (int64_t k = 0; k < tiles; ++k) {
+            const int64_t tw = std::min(TILE, width - k * TILE);
+            for (int64_t b = 0; b < B; ++b) {
+                float* dst = gp.data() + (k * B + b) * TILE;
+                std::memcpy(dst, g + b * M + c0 + k * TILE, sizeof(float) * tw);
+                for (int64_t t = tw; t < TILE; ++t) dst[t] = 0.0f;
+            }
+        }
+        if (bits != nullptr) {
+            for (size_t k = 0; k < gp.size(); ++k) gp2[k] = 2.0f * gp[k];
+            for (int64_t k = 0; k < tiles; ++k)
+                for (int64_t t = 0; t < TILE; ++t) {
+                    float sum = 0.0f;
+                    for (int64_t b = 0; b < B; ++b) sum += gp[(k * B + b) * TILE + t];
+                    neg[k * TILE + t] = -sum;
+                }
+        }
+        process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, pbest.data(), pbest_i.data(), bits,
+                     bits_ptr, gp2.data(), neg.data());
+        std::memcpy(best + c0, pbest.data(), sizeof(float) * width);
+        std::memcpy(best_i + c0, pbest_i.data(), sizeof(int32_t) * width);
+    }
 }
 
 }  // namespace
 
+// bits/bits_ptr: optional CSR list, per row i, of the samples b with x[b, i] = 1 (only when x is binary);
+// nullptr for the dense product.
 extern "C" int dwn_mapping_adam_argmax(const float* st, const float* g, int64_t I, int64_t B, int64_t M,
                                        float* w, float* m, float* v, int64_t* argmax, float lr, float beta1,
                                        float beta2, float eps, float weight_decay, int decoupled, int maximize,
-                                       double bias_correction1, double bias_correction2, int threads) {
+                                       double bias_correction1, double bias_correction2, int threads,
+                                       const int32_t* bits, const int64_t* bits_ptr) {
     AdamArgs a{lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
                static_cast<float>(lr / bias_correction1), static_cast<float>(std::sqrt(bias_correction2)),
                decoupled ? 0.0f : weight_decay, decoupled ? 1.0f - lr * weight_decay : 1.0f};
-    // panel width: keep the packed g panel near 128 KB (in L2), at least one tile
-    int64_t panel = std::max<int64_t>(TILE, (32768 / std::max<int64_t>(B, 1)) / TILE * TILE);
-    const int64_t panels = (M + panel - 1) / panel;
-#ifdef _OPENMP
     if (threads < 1) threads = 1;
-#pragma omp parallel num_threads(threads)
-#endif
-    {
-        std::vector<float> gp, best;
-        std::vector<int32_t> best_i;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (int64_t k = 0; k < panels; ++k) {
-            const int64_t c0 = k * panel;
-            process_panel(st, g, I, B, M, c0, std::min(panel, M - c0), w, m, v, argmax, a, gp, best, best_i);
+    const int64_t blocks = (I + 3) / 4;
+    if (threads > blocks) threads = static_cast<int>(std::max<int64_t>(blocks, 1));
+    const int64_t stride = M;  // per-thread best arrays, whole rows of columns
+    std::vector<float> best(static_cast<size_t>(threads * stride));
+    std::vector<int32_t> best_i(best.size());
+    // Plain std::threads, not OpenMP: a second OpenMP runtime beside torch's would leave its idle workers
+    // spinning on the cores torch needs next.
+    auto work = [&](int tid) {
+        // contiguous row ranges in thread order, multiples of the 4-row block
+        const int64_t r0 = std::min(I, (blocks * tid / threads) * 4);
+        const int64_t r1 = std::min(I, (blocks * (tid + 1) / threads) * 4);
+        process_all(st, g, I, B, M, r0, r1, w, m, v, a, best.data() + tid * stride, best_i.data() + tid * stride,
+                    bits, bits_ptr);
+    };
+    std::vector<std::thread> pool;
+    for (int tid = 1; tid < threads; ++tid) pool.emplace_back(work, tid);
+    work(0);
+    for (auto& t : pool) t.join();
+    // merge in row order: a later thread wins only with a strictly larger value (first maximum)
+    for (int64_t c = 0; c < M; ++c) {
+        float bv = best[c];
+        int32_t bi = best_i[c];
+        for (int th = 1; th < threads; ++th) {
+            const float p = best[th * stride + c];
+            if (p > bv || (p != p && bv == bv)) {
+                bv = p;
+                bi = best_i[th * stride + c];
+            }
         }
+        argmax[c] = bi;
     }
     return 0;
 }
+

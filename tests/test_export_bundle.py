@@ -153,16 +153,19 @@ def test_cli_export_and_one_line_errors(ir_file, tmp_path):
     bad = _cli("export", str(ir_file), "-o", str(tmp_path / "c"), "--pipeline", "enc,bogus")
     assert bad.returncode == 2 and "error: pipeline token 'bogus'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
-    again = _cli("export", str(ir_file), "-o", str(tmp_path / "b"))
-    assert again.returncode == 2 and "already exists" in again.stderr
-    missing = _cli("export", str(tmp_path / "nope.json"), "-o", str(tmp_path / "d"))
-    assert missing.returncode == 2 and "nope.json" in missing.stderr
+
+
+def test_missing_model_is_named(tmp_path):
+    with pytest.raises(DwnHwError, match="nope.json"):
+        export_bundle(tmp_path / "nope.json", tmp_path / "d")
+    assert not (tmp_path / "d").exists()
 
 
 def test_export_of_an_ir_never_imports_torch(ir_file, tmp_path):
-    code = (f"import sys; from dwn_hw.export import export_bundle; "
-            f"export_bundle({str(ir_file)!r}, {str(tmp_path / 'b')!r}, pipeline='none'); "
-            "assert 'torch' not in sys.modules")
+    code = (f"import sys; import dwn_hw.hdl, dwn_hw.hdl.stream, dwn_hw.hdl.estimate; "
+            f"from dwn_hw.export import export_bundle; "
+            f"export_bundle({str(ir_file)!r}, {str(tmp_path / 'b')!r}, pipeline='none', wrap='stream'); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

@@ -7,6 +7,7 @@ summed here per stage: encoder, each LUT layer, popcount, argmax and registers.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import tempfile
 import time
@@ -16,7 +17,7 @@ XILINX_SCRIPT = "synth_xilinx -top {top}{flatten}; tee -q -o {stat} stat -json"
 
 
 def run_yosys(verilog_paths, top: str, *, flatten: bool = True, timeout: int = 1800) -> dict:
-    """Synthesise with ``synth_xilinx`` and return ``{"seconds", "modules": {name: cell counts}}``."""
+    """Synthesise with ``synth_xilinx``; return ``{"seconds", "cpu_seconds", "modules": {name: cell counts}}``."""
     from dwn_hw import tools
 
     # YoWASP's yosys sees only its working folder: run it in a scratch folder holding copies.
@@ -27,15 +28,21 @@ def run_yosys(verilog_paths, top: str, *, flatten: bool = True, timeout: int = 1
             (Path(tmp) / names[-1]).write_bytes(Path(p).read_bytes())
         reads = "; ".join(f"read_verilog {n}" for n in names)
         script = reads + "; " + XILINX_SCRIPT.format(top=top, flatten=" -flatten" if flatten else "", stat="stat.json")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         out = subprocess.run(tools.yosys_cmd() + ["-q", "-p", script], capture_output=True, text=True,
                              timeout=timeout, cwd=tmp)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
         if out.returncode != 0:
             raise RuntimeError(f"yosys failed: {(out.stdout + out.stderr)[-2000:]}")
         data = json.loads((Path(tmp) / "stat.json").read_text())
     modules = {name.lstrip("\\"): mod.get("num_cells_by_type", {}) for name, mod in data["modules"].items()}
-    return {"seconds": seconds, "modules": modules}
+    return {"seconds": seconds, "cpu_seconds": cpu, "modules": modules}
+
+
+def _children_cpu() -> float:
+    # CPU time of finished children: on a shared machine wall time says little about yosys itself.
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def luts(cells: dict) -> int:

@@ -53,8 +53,6 @@ def plan(ir: dict, inputs: str) -> Plan:
         rows = layers[i]["mapping"]
         live[i - 1] = sorted({s for j in live[i] for s in rows[j]})
     live_in = sorted({s for j in live[0] for s in layers[0]["mapping"][j]})
-    from dwn_hw.ir import layer_tables  # numpy decoding, shared with the evaluator
-
     out_layers = []
     prev_index = {s: i for i, s in enumerate(live_in)}
     for i, layer in enumerate(layers):
@@ -70,16 +68,15 @@ def plan(ir: dict, inputs: str) -> Plan:
         sources = [(s // T, int(enc["thresholds"][s // T][s % T])) for s in live_in]
     else:
         sources = list(live_in)
-    del layer_tables
     return Plan(sources=sources, layers=out_layers, groups=groups)
 
 
 class DwnTop(wiring.Component):
     """A whole DWN: one sample per clock, fixed latency ``latency`` (≥ 1).
 
-    Ports (besides the ``sync`` domain's ``clk`` and ``rst``): ``in_valid``, ``in_data``,
-    ``out_valid``, ``out_class``, ``out_scores`` (class c at ``[c*W +: W]``). ``rst`` clears only
-    the valid pipeline; the data registers are not reset.
+    Ports: ``clk``, ``rst``, ``in_valid``, ``in_data``, ``out_valid``, ``out_class``, ``out_scores``
+    (class c at ``[c*W +: W]``). The clock domain has no reset: ``rst`` is read only by the valid
+    pipeline, so data registers are never reset.
 
     Parameters
     ----------
@@ -118,7 +115,9 @@ class DwnTop(wiring.Component):
         width = len(self.plan.sources)
         self.layers = []
         for i, (rows, tables) in enumerate(self.plan.layers):
-            self.layers.append(LUTArray(f"{name}_layer{i}", width, rows, tables, style=lut_style, cell=cell))
+            # A layer with no live LUT (every later LUT is a constant) is left out entirely.
+            self.layers.append(LUTArray(f"{name}_layer{i}", width, rows, tables, style=lut_style, cell=cell)
+                               if rows else None)
             width = len(rows)
         self.popcounts = [
             Popcount(len(grp), self.score_width, levels=self.pop_levels, every=pipeline.popcount,
@@ -136,7 +135,7 @@ class DwnTop(wiring.Component):
     def verilog_modules(self) -> list[str]:
         """Verilog text of the LUT arrays (layers and counter levels) this top instantiates."""
         texts = [self.encoder.verilog()] if self.encoder else []
-        texts += [layer.verilog() for layer in self.layers]
+        texts += [layer.verilog() for layer in self.layers if layer is not None]
         for pop in self.popcounts:
             if pop is not None:
                 texts += pop.verilog_modules()
@@ -171,8 +170,11 @@ class DwnTop(wiring.Component):
             bits = stage(bits, "enc_q")  # (an empty register when nothing is read: still a stage)
 
         for i, layer in enumerate(self.layers):
-            m.submodules[f"layer{i}"] = layer.instance(inputs=bits) if layer.in_width else layer.instance()
-            bits = layer.outputs
+            if layer is None:
+                bits = Const(0, 0)
+            else:
+                m.submodules[f"layer{i}"] = layer.instance(inputs=bits) if layer.in_width else layer.instance()
+                bits = layer.outputs
             if i in spec.layers:
                 bits = stage(bits, f"layer{i}_q")
 

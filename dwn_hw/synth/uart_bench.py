@@ -42,7 +42,9 @@ async def _recv(dut, count: int, bit_ns: int, timeout_bits: int = 400) -> bytes:
 
 
 async def _exchange(dut, data: bytes, reply_len: int, bit_ns: int) -> bytes:
-    rx_task = cocotb.start_soon(_recv(dut, reply_len, bit_ns))
+    # Listen while sending (the answer may start before the last stop bit ends), with a timeout
+    # that counts the request's own time on the line.
+    rx_task = cocotb.start_soon(_recv(dut, reply_len, bit_ns, timeout_bits=400 + 10 * len(data)))
     await _send(dut, data, bit_ns)
     return await rx_task
 

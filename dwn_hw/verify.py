@@ -17,9 +17,11 @@ No torch here.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 
 from dwn_hw.errors import DwnHwError
@@ -433,3 +435,82 @@ def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = N
         luts += len(live[i])
         addresses += sum(1 << len(ir["layers"][i]["mapping"][j]) for j in live[i])
     return {"luts": luts, "addresses": addresses, "problems": problems, "seconds": time.perf_counter() - t0}
+
+
+# --------------------------------------------------------------------------------------------
+# dwn-hw verify
+# --------------------------------------------------------------------------------------------
+
+def load_bundle(out) -> tuple[dict, dict, list[Path]]:
+    """(bundle.json, IR, Verilog sources) of an export bundle, or a DwnHwError saying what is wrong."""
+    from dwn_hw import ir as irmod
+
+    out = Path(out)
+    meta_path = out / "bundle.json"
+    if not meta_path.is_file():
+        raise DwnHwError(f"{meta_path} is missing: is {out} an export bundle? (dwn-hw export ... -o DIR)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DwnHwError(f"{meta_path} is not valid JSON ({exc}); re-export the bundle") from exc
+    for key in ("top", "latency", "inputs"):
+        if not isinstance(meta, dict) or key not in meta:
+            raise DwnHwError(f"{meta_path} lacks field {key!r}; re-export the bundle")
+    ir_path = out / "dwn.ir.json"
+    if not ir_path.is_file():
+        raise DwnHwError(f"{ir_path} is missing; re-export the bundle")
+    ir = irmod.load(ir_path)
+    rtl = meta.get("rtl") or [str(p.relative_to(out)) for p in sorted((out / "rtl").glob("*.v"))]
+    sources = [out / p for p in rtl]
+    if not sources or not all(p.is_file() for p in sources):
+        raise DwnHwError(f"the bundle's Verilog ({', '.join(rtl) or 'rtl/*.v'}) is missing; re-export it")
+    return meta, ir, sources
+
+
+def verify_bundle(out, formal: bool = True, luts: bool = True, timeout: float | None = None,
+                  workdir=None) -> dict:
+    """Run the chosen checks on a bundle; return ``{"formal": prove(...), "luts": lut_readback(...)}``."""
+    meta, ir, sources = load_bundle(out)
+    workdir = Path(workdir) if workdir else Path(out) / "verify_build"
+    result = {}
+    if luts:
+        result["luts"] = lut_readback(ir, sources, meta["top"], workdir / "luts", timeout)
+    if formal:
+        result["formal"] = prove(ir, sources, meta["top"], meta["inputs"], int(meta["latency"]),
+                                 workdir / "formal", timeout)
+    return result
+
+
+@click.command("verify")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--formal", is_flag=True, help="Prove the Verilog equal to a reference built from the IR (yosys).")
+@click.option("--luts", is_flag=True, help="Read every LUT's table back from the synthesized netlist.")
+@click.option("--timeout", type=float, default=None, help="Seconds per yosys run [default: none].")
+def verify_cmd(out, formal, luts, timeout):
+    """Check the bundle OUT's Verilog against its IR: LUT readback and a formal equivalence proof.
+
+    With neither --formal nor --luts both run. Exits 1 when a check fails.
+    """
+    if not formal and not luts:
+        formal = luts = True
+    result = verify_bundle(out, formal=formal, luts=luts, timeout=timeout)
+    failed = False
+    if "luts" in result:
+        r = result["luts"]
+        ok = not r["problems"]
+        click.echo(f"LUT readback: {r['luts'] - len(r['problems'])}/{r['luts']} LUTs match the IR on all "
+                   f"{r['addresses']} addresses ({r['seconds']:.1f} s)")
+        for p in r["problems"][:10]:
+            click.echo(f"  {p}")
+        failed |= not ok
+    if "formal" in result:
+        r = result["formal"]
+        if r["proven"]:
+            click.echo(f"formal: proven equal to the IR reference for every input sequence "
+                       f"({r['steps']}-step bounded proof from any state, {r['seconds']:.1f} s)")
+        else:
+            click.echo(f"formal: NOT equal to the IR reference ({r['seconds']:.1f} s); counterexample:")
+            click.echo(r["counterexample"])
+        failed |= not r["proven"]
+    if failed:
+        sys.exit(1)

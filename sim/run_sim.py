@@ -38,7 +38,7 @@ class SimError(Exception):
 
 def load_bundle(bundle: Path) -> tuple[dict, list[Path]]:
     """Read ``bundle.json`` and check the vectors; return (unit spec, Verilog sources)."""
-    bundle = Path(bundle)
+    bundle = Path(bundle).resolve()
     meta_path = bundle / "bundle.json"
     if not meta_path.is_file():
         raise SimError(f"{meta_path} is missing: is {bundle} an export bundle? (dwn-hw export ... -o DIR)")
@@ -56,10 +56,7 @@ def load_bundle(bundle: Path) -> tuple[dict, list[Path]]:
     for key in ("latency", "in_width", "classes", "score_width"):
         if not isinstance(meta[key], int) or meta[key] < 1:
             raise SimError(f"{meta_path}: {key} must be a positive integer, not {meta[key]!r}")
-    rtl = bundle / "rtl"
-    sources = sorted(p for p in rtl.glob("*") if p.suffix in (".v", ".sv")) if rtl.is_dir() else []
-    if not sources:
-        raise SimError(f"no Verilog in {rtl}: the bundle's rtl/ folder is missing or empty; re-export it")
+    sources = bundle_sources(bundle, meta)
     spec = {"name": meta["top"], "ports": "", "vectors": str(bundle / "vectors" / "vectors.npz")}
     spec.update({k: meta[k] for k in ("latency", "in_width", "classes", "score_width", "inputs",
                                       "expected_from")})
@@ -68,6 +65,21 @@ def load_bundle(bundle: Path) -> tuple[dict, list[Path]]:
     spec["signed"] = bool(meta.get("signed", False))
     check_vectors(spec)
     return {**spec, "top": meta["top"]}, sources
+
+
+def bundle_sources(bundle: Path, meta: dict) -> list[Path]:
+    """The Verilog files of a bundle: ``bundle.json``'s ``rtl`` list, else every .v in rtl/."""
+    rtl = bundle / "rtl"
+    if isinstance(meta.get("rtl"), list) and meta["rtl"]:
+        sources = [bundle / p for p in meta["rtl"]]
+        for p in sources:
+            if not p.is_file():
+                raise SimError(f"{p} (listed in bundle.json's rtl) is missing; re-export the bundle")
+        return sources
+    sources = sorted(p for p in rtl.glob("*") if p.suffix in (".v", ".sv")) if rtl.is_dir() else []
+    if not sources:
+        raise SimError(f"no Verilog in {rtl}: the bundle's rtl/ folder is missing or empty; re-export it")
+    return sources
 
 
 def check_vectors(spec: dict) -> int:
@@ -296,10 +308,21 @@ def run(units: list[dict], sources: list, toplevel: str, build_dir, sim: str = "
     except RuntimeError as exc:
         raise SimError(f"the simulation ended abnormally; see {test_log or 'the log above'}") from exc
     if not result_path.is_file():
-        raise SimError(f"the bench wrote no results; see {test_log or 'the log above'}")
+        why = _last_error(test_log) if test_log else ""
+        raise SimError(f"the bench stopped without results{why}; see {test_log or 'the log above'}")
     report = json.loads(result_path.read_text())
     ok = all(u["matched"] == u["n"] and not u["valid_errors"] for u in report["units"]) and failed == 0
     return {"build_s": t1 - t0, "run_s": t2 - t1, "units": report["units"], "ok": ok}
+
+
+def _last_error(log: Path) -> str:
+    """``: <exception line>`` from a cocotb log, or nothing."""
+    try:
+        lines = [l.strip() for l in log.read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    errors = [l for l in lines if l.split(":")[0].endswith(("Error", "Exception"))]
+    return f" ({errors[-1][:200]})" if errors else ""
 
 
 def _tail(log: Path, lines: int = 1) -> str:

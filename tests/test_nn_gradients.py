@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import dwn_hw.nn as dnn
+import dwn_hw.nn.native
 from dwn_hw.nn import backend, cpu, fused
 
 
@@ -33,8 +34,17 @@ def brute_force_efd(x, mapping, luts, alpha, beta, grad_out):
     return out, grad_x, grad_luts
 
 
+@pytest.fixture(params=["native", "torch"])
+def cpu_path(request, monkeypatch):
+    """Run a test on the C++ loops and on the vectorized torch code."""
+    if request.param == "native" and dwn_hw.nn.native.library() is None:
+        pytest.skip("C++ kernels could not be built")
+    monkeypatch.setattr(cpu, "USE_NATIVE", request.param == "native")
+    return request.param
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
-def test_efd_gradients_match_brute_force(n):
+def test_efd_gradients_match_brute_force(n, cpu_path):
     gen = torch.Generator().manual_seed(100 + n)
     batch, input_size, num_luts = 5, 9, 4
     x = torch.randn(batch, input_size, generator=gen)
@@ -54,7 +64,7 @@ def test_efd_gradients_match_brute_force(n):
 
 
 @pytest.mark.parametrize("n", [2, 6])
-def test_layer_autograd_matches_brute_force(n):
+def test_layer_autograd_matches_brute_force(n, cpu_path):
     """Through the module: ste=False so the output gradient reaches EFD unchanged; custom alpha/beta."""
     torch.manual_seed(n)
     layer = dnn.LUTLayer(7, 3, n=n, mapping="random", alpha=0.3, beta=0.6, ste=False, clamp_luts=False)
@@ -66,6 +76,23 @@ def test_layer_autograd_matches_brute_force(n):
     torch.testing.assert_close(out.detach().double(), ref_out)
     torch.testing.assert_close(x.grad.double(), ref_gx, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(layer.luts.grad.double(), ref_gl, rtol=1e-5, atol=1e-6)
+
+
+def test_native_and_torch_paths_agree_at_n8(monkeypatch):
+    if dwn_hw.nn.native.library() is None:
+        pytest.skip("C++ kernels could not be built")
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(6, 30, generator=gen)
+    mapping = torch.randint(0, 30, (5, 8), generator=gen, dtype=torch.int32)
+    luts = torch.rand(5, 256, generator=gen) * 2 - 1
+    grad_out = torch.randn(6, 5, generator=gen)
+    results = []
+    for native in (True, False):
+        monkeypatch.setattr(cpu, "USE_NATIVE", native)
+        out, addr = cpu.lut_forward(x, mapping, luts)
+        results.append((out, addr) + cpu.lut_backward(grad_out, addr, True, mapping, luts, 0.2, 0.45, 30))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_efd_coefficients_large_n_match_formula():

@@ -1,4 +1,5 @@
-"""Vectorized CPU back end of the LUT layers (plain torch ops).
+"""CPU back end of the LUT layers: C++ loops (:mod:`dwn_hw.nn.native`) or, when they cannot be built (or
+``USE_NATIVE`` is false), vectorized torch ops. Both compute the same thing.
 
 The EFD input gradient of LUT ``j``, slot ``l`` at address ``a`` depends only on the table ``L[j]``,
 on ``a`` without bit ``l`` and on ``l``. So instead of an O(n·2ⁿ) sum per sample and LUT, each backward
@@ -7,6 +8,18 @@ call computes the coefficient table ``C[j, a, l]`` once (one small matmul) and e
 from __future__ import annotations
 
 import torch
+
+from . import native
+
+USE_NATIVE = True
+
+
+def _native():
+    return native.library() if USE_NATIVE else None
+
+
+def _ready(*tensors) -> bool:
+    return all(t.is_contiguous() and t.device.type == "cpu" for t in tensors)
 
 
 def _check_lut_args(mapping: torch.Tensor, luts: torch.Tensor) -> int:
@@ -25,6 +38,14 @@ def lut_forward(x: torch.Tensor, mapping: torch.Tensor, luts: torch.Tensor):
     """
     n = _check_lut_args(mapping, luts)
     num_luts = mapping.shape[0]
+    lib = _native()
+    if (lib is not None and x.dtype == torch.float32 and luts.dtype == torch.float32
+            and mapping.dtype == torch.int32 and _ready(x, mapping, luts)):
+        out = torch.empty(x.shape[0], num_luts, dtype=torch.float32)
+        addr = torch.empty(x.shape[0], num_luts, dtype=torch.int64)
+        lib.dwn_lut_forward(x.data_ptr(), mapping.data_ptr(), luts.data_ptr(), x.shape[0], x.shape[1], num_luts, n,
+                            out.data_ptr(), addr.data_ptr(), torch.get_num_threads())
+        return out, addr
     bits = x[:, mapping.reshape(-1).long()] > 0                      # [B, N*n]
     weights = torch.tensor([1 << l for l in range(n)], dtype=torch.int64)
     addr = (bits.view(x.shape[0], num_luts, n).to(torch.int64) * weights).sum(-1)   # [B, N]
@@ -67,6 +88,16 @@ def lut_backward(grad_out, addr, x_needs_grad, mapping, luts, alpha, beta, input
     num_luts, size = luts.shape
     batch = grad_out.shape[0]
     grad_out = grad_out.contiguous()
+    lib = _native()
+    if (lib is not None and grad_out.dtype == torch.float32 and luts.dtype == torch.float32
+            and mapping.dtype == torch.int32 and addr.dtype == torch.int64 and _ready(addr, mapping, luts)):
+        grad_luts = torch.zeros(num_luts, size, dtype=torch.float32)
+        grad_x = torch.zeros(batch, input_size, dtype=torch.float32) if x_needs_grad else None
+        lib.dwn_lut_backward(grad_out.data_ptr(), addr.data_ptr(), mapping.data_ptr(), luts.data_ptr(), float(alpha),
+                             float(beta), batch, input_size, num_luts, n,
+                             None if grad_x is None else grad_x.data_ptr(), grad_luts.data_ptr(),
+                             torch.get_num_threads())
+        return grad_x, grad_luts
     flat = addr.to(torch.int64) + torch.arange(num_luts, dtype=torch.int64).mul_(size)   # [B, N]
     grad_luts = torch.zeros(num_luts * size, dtype=grad_out.dtype)
     grad_luts.index_add_(0, flat.reshape(-1), grad_out.reshape(-1))

@@ -16,108 +16,31 @@ Fallbacks, so results never depend on the path taken:
 - set ``dwn_hw.nn.fused.enabled = False`` to turn the whole mechanism off;
 - if the C++ library cannot be built, a warning says so once and the vectorized code runs.
 
-The library is compiled on first use with the system C++ compiler (``$CXX``, else ``c++``) and cached under
-``$DWN_HW_CACHE`` (default ``~/.cache/dwn_hw``), keyed by the source, the flags and the CPU.
+The C++ code lives in ``csrc/`` and is built on first use by :mod:`dwn_hw.nn.native`.
 
 The optimizer state is Adam's own (``step``, ``exp_avg``, ``exp_avg_sq``), so checkpoints of the
 optimizer load either way.
 """
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import os
-import platform
-import subprocess
-import sys
-import tempfile
-import threading
-import warnings
 import weakref
-from pathlib import Path
 
 import torch
 
 from . import backend
+from .native import library
 
 enabled = True
 
-_lock = threading.Lock()
-_lib = None
-_lib_error = None
-_hooks = None
 _pending_modules: "weakref.WeakSet" = weakref.WeakSet()
 _all_modules: "weakref.WeakSet" = weakref.WeakSet()
 _in_step: dict = {}
+_hooks = None
 
 # binary inputs (thermometer bits) use the sparse product when at most this fraction of them is set
 # (measured break-even against the dense register kernel: about 0.25-0.3; MNIST's DistributiveThermometer(3)
 # bits are 0.16 set)
 SPARSE_DENSITY = 0.25
-
-_SOURCE = Path(__file__).with_name("csrc") / "mapping_adam.cpp"
-_FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno", "-pthread"], ["-O3", "-fno-math-errno", "-pthread"],
-              ["-O3", "-pthread"])
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("DWN_HW_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dwn_hw")
-    return Path(base) / "ext"
-
-
-def library():
-    """The compiled fused-update library (built on first use, cached per user), or ``None``."""
-    global _lib, _lib_error
-    if _lib is not None or _lib_error is not None:
-        return _lib
-    with _lock:
-        if _lib is None and _lib_error is None:
-            try:
-                _lib = _build_and_load()
-            except Exception as exc:  # any build problem: fall back, say so once
-                _lib_error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                warnings.warn(f"dwn_hw: could not build the fused CPU mapping update ({_lib_error}); "
-                              "using the vectorized torch code (slower)", RuntimeWarning, stacklevel=2)
-    return _lib
-
-
-def _cpu_signature() -> str:
-    """What -march=native depends on, so a cache shared between machines never runs foreign code."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
-    except OSError:
-        lines = []
-    return platform.machine() + "".join(lines)
-
-
-def _build_and_load():
-    compiler = os.environ.get("CXX", "c++")
-    source = _SOURCE.read_bytes() + _cpu_signature().encode()
-    errors = []
-    for flags in _FLAG_SETS:
-        key = hashlib.sha256(source + " ".join([compiler, *flags, sys.platform]).encode()).hexdigest()[:16]
-        target = _cache_dir() / f"mapping_adam-{key}.so"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-            os.close(fd)
-            cmd = [compiler, *flags, "-std=c++17", "-shared", "-fPIC", str(_SOURCE), "-o", tmp]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                os.unlink(tmp)
-                errors.append(f"{' '.join(cmd)}: {proc.stderr.strip()[-300:]}")
-                continue
-            os.replace(tmp, target)         # atomic: concurrent builders never see half a file
-        lib = ctypes.CDLL(str(target))
-        fn = lib.dwn_mapping_adam_argmax
-        fn.restype = ctypes.c_int
-        fn.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int64] * 3 + [ctypes.c_void_p] * 4
-                       + [ctypes.c_float] * 5 + [ctypes.c_int] * 2 + [ctypes.c_double] * 2 + [ctypes.c_int]
-                       + [ctypes.c_void_p] * 2)
-        return lib
-    raise RuntimeError("; ".join(errors) or "no compiler flags worked")
 
 
 # ---------------------------------------------------------------------------------------------------------

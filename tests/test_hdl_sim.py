@@ -27,7 +27,20 @@ CASES = [  # (seed, random_ir kwargs, inputs, pipeline, lut_style)
      "expr"),
     (7, dict(features=9, bits_per_feature=3, input_bits=4, layers=[(60, 6), (45, 5)], k=7, mixed_n=True),
      "features", "balanced", "mux"),
+    (8, dict(features=5, bits_per_feature=3, input_bits=4, layers=[(40, 6), (33, 5)], k=4, mixed_n=True),
+     "features", "balanced", "xilinx"),
+    (9, dict(features=5, bits_per_feature=3, input_bits=4, layers=[(40, 4), (26, 3)], k=3), "features", "max",
+     "ice40"),
 ]
+
+# Behavioural models of the device primitives (the vendors' own models are not installed here).
+PRIMITIVES = "".join(
+    f"module LUT{n} #(parameter [{(1 << n) - 1}:0] INIT = 0) ("
+    + ", ".join(f"input I{i}" for i in range(n)) + ", output O);\n"
+    + f"  assign O = INIT[{{{', '.join(f'I{i}' for i in reversed(range(n)))}}}];\nendmodule\n"
+    for n in range(1, 7)
+) + ("module SB_LUT4 #(parameter [15:0] LUT_INIT = 0) (input I0, input I1, input I2, input I3, output O);\n"
+     "  assign O = LUT_INIT[{I3, I2, I1, I0}];\nendmodule\n")
 N = 120
 
 
@@ -104,6 +117,9 @@ module tb (input clk);
 endmodule
 """
     (tmp_path / "tb.v").write_text(tb)
+    if any(case[4] in ("xilinx", "ice40") for case in cases):
+        (tmp_path / "primitives.v").write_text(PRIMITIVES)
+        sources.append(str(tmp_path / "primitives.v"))
     # The clock comes from C++: the wheel's compiler flags lack coroutine support for --timing.
     (tmp_path / "main.cpp").write_text(
         '#include "Vtb.h"\n#include "verilated.h"\n'

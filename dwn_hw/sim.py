@@ -52,13 +52,13 @@ def harness_verilog(units: list[dict], name: str = "dwn_harness") -> str:
 
 
 def run_units(units: list[dict], sources: list, toplevel: str, build_dir, sim: str = "verilator",
-              jobs: int | None = None, max_report: int = 10, verbose: bool = False) -> dict:
+              jobs: int | None = None, max_report: int = 10, verbose: bool = False, tuned: bool = True) -> dict:
     """Build once and stream every unit's vectors (see ``run_sim.run``); bench errors become DwnHwError."""
     bench = load_bench()
     env = tools.verilator_env() if sim == "verilator" else {}
     try:
         return bench.run(units, sources, toplevel, build_dir, sim=sim, jobs=jobs, max_report=max_report,
-                         env=env, verbose=verbose)
+                         env=env, verbose=verbose, tuned=tuned)
     except bench.SimError as exc:
         raise DwnHwError(str(exc)) from exc
 

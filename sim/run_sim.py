@@ -163,11 +163,13 @@ def verilator_build_args(jobs: int, sources_bytes: int) -> list[str]:
     return args
 
 
-def _runner(sim: str, jobs: int, between: list[str] | None = None):
+def _runner(sim: str, jobs: int, between: list[str] | None = None, tuned: bool = True):
     try:
         from cocotb_tools import runner as cr
     except ImportError as exc:
         raise SimError("cocotb is missing: pip install 'cocotb>=2.0'") from exc
+    if sim == "verilator" and not tuned:
+        return cr.Verilator()
     cr.MAX_PARALLEL_BUILD_JOBS = jobs
     if sim == "verilator":
         class _Verilator(cr.Verilator):
@@ -215,7 +217,8 @@ def _runtime_cache(build_args: list[str]) -> Path | None:
         versions = f"{verilator.__version__}|{verilator.__file__}|{cocotb.__version__}"
     except ImportError:
         versions = shutil.which("verilator") or "?"
-    key = hashlib.sha256("|".join([versions, os.environ.get("MAKEFLAGS", ""), *build_args]).encode())
+    cflags = [a for i, a in enumerate(build_args) if i and build_args[i - 1] == "-CFLAGS"]
+    key = hashlib.sha256("|".join([versions, os.environ.get("MAKEFLAGS", ""), *cflags]).encode())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "dwn-hw" / "verilator-runtime" / key.hexdigest()[:16]
 
@@ -249,11 +252,12 @@ def _save_runtime(cache: Path | None, build_dir: Path) -> None:
 
 def run(units: list[dict], sources: list, toplevel: str, build_dir, sim: str = "verilator",
         jobs: int | None = None, max_report: int = 10, env: dict | None = None,
-        verbose: bool = False) -> dict:
+        verbose: bool = False, tuned: bool = True) -> dict:
     """Build ``toplevel`` from ``sources`` once and run the bench on every unit.
 
     Returns ``{"build_s", "run_s", "units": [per-unit report], "ok"}``; a per-unit report has
-    ``name, n, matched, expected_from, mismatches, valid_errors``.
+    ``name, n, matched, expected_from, mismatches, valid_errors``. ``tuned=False`` builds with
+    cocotb's stock Verilator options (the baseline of ``bench/sim.py``).
     """
     jobs = jobs or os.cpu_count() or 1
     build_dir = Path(build_dir).resolve()
@@ -275,11 +279,11 @@ def run(units: list[dict], sources: list, toplevel: str, build_dir, sim: str = "
     try:
         srcs = [Path(s).resolve() for s in sources]
         kwargs, cache = {}, None
-        if sim == "verilator":
+        if sim == "verilator" and tuned:
             srcs.append(_control_file(build_dir, toplevel, units))
             kwargs["build_args"] = verilator_build_args(jobs, sum(p.stat().st_size for p in srcs))
             cache = _runtime_cache(kwargs["build_args"])
-        runner = _runner(sim, jobs, _restore_command(cache, build_dir))
+        runner = _runner(sim, jobs, _restore_command(cache, build_dir), tuned)
         log = None if verbose else build_dir / "build.log"
         t0 = time.perf_counter()
         try:
@@ -289,7 +293,7 @@ def run(units: list[dict], sources: list, toplevel: str, build_dir, sim: str = "
             tail = _tail(log) if log else ""
             raise SimError(f"{sim} build of {toplevel} failed ({exc}); see {log}{tail}") from exc
         t1 = time.perf_counter()
-        if sim == "verilator":
+        if sim == "verilator" and tuned:
             _save_runtime(cache, build_dir)
         test_log = None if verbose else build_dir / "sim.log"
         try:

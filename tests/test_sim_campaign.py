@@ -14,6 +14,7 @@ import pytest
 
 from dwn_hw import ir as I
 from dwn_hw.sim import harness_verilog, run_units
+from dwn_hw.verify import reference_verilog
 
 hdl = pytest.importorskip("dwn_hw.hdl")
 
@@ -64,9 +65,12 @@ def campaign_inputs(ir: dict, inputs: str, rng: np.random.Generator, n_random: i
     return np.concatenate([q, rng.integers(qmin, qmax + 1, size=(n_random, F))])
 
 
-def build_campaign(tmp_path, count: int, seed: int, big: bool = False, extra_checks: bool = False):
+def build_campaign(tmp_path, count: int, seed: int, big: bool = False, extra_checks: bool = False,
+                   references: int = 0):
+    """Models, vectors and the harness; the first ``references`` models also get the formal
+    proof's reference netlist (``dwn_hw.verify.reference_verilog``) simulated beside them."""
     rng = np.random.default_rng(seed)
-    texts, units, seen = [], [], set()
+    texts, units, seen, refs = [], [], set(), []
     for i in range(count):
         params = model_params(i + seed, rng, big)
         ir = I.random_ir(**params)
@@ -88,6 +92,10 @@ def build_campaign(tmp_path, count: int, seed: int, big: bool = False, extra_che
                           class_width=info["class_width"], inputs=inputs,
                           input_bits=ir["encoder"]["input_bits"], signed=ir["encoder"]["signed"],
                           expected_from="ir"))
+        if i < references:
+            texts.append(reference_verilog(ir, inputs, info["latency"], f"ref{i}"))
+            refs.append({**units[-1], "name": f"reference of m{i}", "ports": f"r{i}_", "top": f"ref{i}"})
+    units += refs
     if extra_checks:
         # The same design as unit 0, checked against corrupted expectations, and against a wrong latency.
         base = next(u for u in units if u["classes"] > 1)
@@ -104,9 +112,9 @@ def build_campaign(tmp_path, count: int, seed: int, big: bool = False, extra_che
     return units, seen
 
 
-def check_campaign(result, units, n_models):
+def check_campaign(result, units, n_checked):
     by_name = {u["name"]: u for u in result["units"]}
-    for spec in units[:n_models]:
+    for spec in units[:n_checked]:
         r = by_name[spec["name"]]
         assert r["n"] > 0
         assert r["matched"] == r["n"] and not r["valid_errors"], (spec["name"], r["mismatches"][:3], r["valid_errors"][:3])
@@ -114,10 +122,10 @@ def check_campaign(result, units, n_models):
 
 def test_campaign_fast(tmp_path):
     count = 32
-    units, seen = build_campaign(tmp_path, count, seed=1, extra_checks=True)
+    units, seen = build_campaign(tmp_path, count, seed=1, extra_checks=True, references=6)
     assert {p for _, p in seen} >= {"none", "balanced", "max", "enc"} and {i for i, _ in seen} == {"features", "bits"}
     result = run_units(units, [tmp_path / "models.v", tmp_path / "harness.v"], "dwn_harness", tmp_path / "build")
-    check_campaign(result, units, count)
+    check_campaign(result, units, count + 6)          # every model and every reference
     by_name = {u["name"]: u for u in result["units"]}
     bad = by_name["corrupted"]
     wrong = {m["index"] for m in bad["mismatches"]}

@@ -36,7 +36,7 @@ class LearnableMappingFunction(torch.autograd.Function):
         ctx.x_needs_grad = ctx.needs_input_grad[0]
         # weights are only read again for the softmax input gradient; skip saving them otherwise
         ctx.save_for_backward(x, weights if ctx.x_needs_grad else None)
-        return x[:, module.hard_mapping()]
+        return torch.index_select(x, 1, module.hard_mapping())   # much faster than x[:, idx] on the CPU
 
     @staticmethod
     def backward(ctx, grad_out):

@@ -16,6 +16,7 @@
 #include <limits>
 #include <vector>
 
+#include <atomic>
 #include <thread>
 
 namespace {
@@ -128,17 +129,13 @@ inline void update_tail(const float* s, const float* gt, int64_t B, int64_t widt
 }
 
 // Rows [r0, r1) of one panel of columns [c0, c0 + width), with the panel of g packed per 64-column tile in
-// `gp`: the running maximum of each column over these rows goes to best/best_i.
+// `gp`: folds these rows into the running maximum best/best_i of each column (rows must come in order).
 void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_t M, int64_t c0, int64_t width,
                   int64_t r0, int64_t r1, float* w, float* m, float* v, const AdamArgs& a, float* best,
                   int32_t* best_i, const int32_t* bits, const int64_t* bits_ptr, const float* gp2,
                   const float* neg) {
     const int64_t tiles = (width + TILE - 1) / TILE;
     const int64_t full = width / TILE;
-    for (int64_t t = 0; t < tiles * TILE; ++t) {
-        best[t] = -std::numeric_limits<float>::infinity();
-        best_i[t] = 0;
-    }
     if (bits != nullptr) {
         for (int64_t i = r0; i < r1; ++i) {
             const int32_t* row_bits = bits + bits_ptr[i];
@@ -183,21 +180,33 @@ void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_
     }
 }
 
-// Rows [r0, r1) for all columns, panel by panel: packs this thread's copy of each panel of g (and 2g and
-// −Σ_b g for the sparse product), then walks the rows. best/best_i: [M] running maximum per column.
-void process_all(const float* st, const float* g, int64_t I, int64_t B, int64_t M, int64_t r0, int64_t r1,
-                 float* w, float* m, float* v, const AdamArgs& a, float* best, int32_t* best_i,
-                 const int32_t* bits, const int64_t* bits_ptr) {
-    // panels of columns whose packed g (B x width floats) stays within about 2 MB of cache
-    const int64_t panel = std::min(M, std::max<int64_t>(TILE, (524288 / std::max<int64_t>(B, 1)) / TILE * TILE));
+// One thread's share of the work, panel by panel of columns: packs its own copy of the panel of g (and 2g
+// and −Σ_b g for the sparse product), then takes chunks of rows from the panel's shared counter until none
+// are left. Chunks are handed out dynamically so a thread the OS descheduled does not hold up the others;
+// a thread's chunks come in increasing row order, so best/best_i ([M], this thread's maxima) keep the first
+// maximum among its rows and the merge breaks ties on the row index.
+constexpr int64_t CHUNK = 32;  // rows per chunk (a multiple of the 4-row block)
+
+void process_all(const float* st, const float* g, int64_t I, int64_t B, int64_t M, int64_t panel,
+                 std::atomic<int64_t>* counters, float* w, float* m, float* v, const AdamArgs& a, float* best,
+                 int32_t* best_i, const int32_t* bits, const int64_t* bits_ptr) {
     const int64_t panel_tiles = (panel + TILE - 1) / TILE;
+    const int64_t chunks = (I + CHUNK - 1) / CHUNK;
     std::vector<float> gp(static_cast<size_t>(panel_tiles * B * TILE));
     std::vector<float> gp2(bits != nullptr ? gp.size() : 0), neg(bits != nullptr ? panel_tiles * TILE : 0);
     std::vector<float> pbest(static_cast<size_t>(panel_tiles * TILE));
     std::vector<int32_t> pbest_i(pbest.size());
-    for (int64_t c0 = 0; c0 < M; c0 += panel) {
+    for (int64_t p = 0, c0 = 0; c0 < M; ++p, c0 += panel) {
         const int64_t width = std::min(panel, M - c0);
         const int64_t tiles = (width + TILE - 1) / TILE;
+        int64_t chunk = counters[p].fetch_add(1);
+        if (chunk >= chunks) {
+            for (int64_t t = 0; t < width; ++t) {
+                best[c0 + t] = -std::numeric_limits<float>::infinity();
+                best_i[c0 + t] = -1;    // no rows: never wins the merge
+            }
+            continue;
+        }
         for (int64_t k = 0; k < tiles; ++k) {
             const int64_t tw = std::min(TILE, width - k * TILE);
             for (int64_t b = 0; b < B; ++b) {
@@ -215,8 +224,13 @@ void process_all(const float* st, const float* g, int64_t I, int64_t B, int64_t 
                     neg[k * TILE + t] = -sum;
                 }
         }
-        process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, pbest.data(), pbest_i.data(), bits,
-                     bits_ptr, gp2.data(), neg.data());
+        std::fill(pbest.begin(), pbest.end(), -std::numeric_limits<float>::infinity());
+        std::fill(pbest_i.begin(), pbest_i.end(), -1);   // -1: no row of this thread beats -inf yet
+        for (; chunk < chunks; chunk = counters[p].fetch_add(1)) {
+            const int64_t r0 = chunk * CHUNK, r1 = std::min(I, r0 + CHUNK);
+            process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, pbest.data(), pbest_i.data(),
+                         bits, bits_ptr, gp2.data(), neg.data());
+        }
         std::memcpy(best + c0, pbest.data(), sizeof(float) * width);
         std::memcpy(best_i + c0, pbest_i.data(), sizeof(int32_t) * width);
     }
@@ -235,36 +249,42 @@ extern "C" int dwn_mapping_adam_argmax(const float* st, const float* g, int64_t 
                static_cast<float>(lr / bias_correction1), static_cast<float>(std::sqrt(bias_correction2)),
                decoupled ? 0.0f : weight_decay, decoupled ? 1.0f - lr * weight_decay : 1.0f};
     if (threads < 1) threads = 1;
-    const int64_t blocks = (I + 3) / 4;
-    if (threads > blocks) threads = static_cast<int>(std::max<int64_t>(blocks, 1));
-    const int64_t stride = M;  // per-thread best arrays, whole rows of columns
-    std::vector<float> best(static_cast<size_t>(threads * stride));
+    // panels of columns whose packed g (B x width floats) stays within about 2 MB of cache
+    const int64_t panel = std::min(M, std::max<int64_t>(TILE, (524288 / std::max<int64_t>(B, 1)) / TILE * TILE));
+    const int64_t panels = (M + panel - 1) / panel;
+    std::vector<std::atomic<int64_t>> counters(static_cast<size_t>(panels));
+    for (auto& c : counters) c.store(0);
+    std::vector<float> best(static_cast<size_t>(threads * M));
     std::vector<int32_t> best_i(best.size());
     // Plain std::threads, not OpenMP: a second OpenMP runtime beside torch's would leave its idle workers
     // spinning on the cores torch needs next.
     auto work = [&](int tid) {
-        // contiguous row ranges in thread order, multiples of the 4-row block
-        const int64_t r0 = std::min(I, (blocks * tid / threads) * 4);
-        const int64_t r1 = std::min(I, (blocks * (tid + 1) / threads) * 4);
-        process_all(st, g, I, B, M, r0, r1, w, m, v, a, best.data() + tid * stride, best_i.data() + tid * stride,
-                    bits, bits_ptr);
+        process_all(st, g, I, B, M, panel, counters.data(), w, m, v, a, best.data() + tid * M,
+                    best_i.data() + tid * M, bits, bits_ptr);
     };
     std::vector<std::thread> pool;
     for (int tid = 1; tid < threads; ++tid) pool.emplace_back(work, tid);
     work(0);
     for (auto& t : pool) t.join();
-    // merge in row order: a later thread wins only with a strictly larger value (first maximum)
+    // merge: the larger value wins, NaN counting as the largest; ties go to the lower row (torch.argmax)
     for (int64_t c = 0; c < M; ++c) {
-        float bv = best[c];
-        int32_t bi = best_i[c];
-        for (int th = 1; th < threads; ++th) {
-            const float p = best[th * stride + c];
-            if (p > bv || (p != p && bv == bv)) {
+        float bv = -std::numeric_limits<float>::infinity();
+        int32_t bi = -1;
+        for (int th = 0; th < threads; ++th) {
+            const float p = best[th * M + c];
+            const int32_t pi = best_i[th * M + c];
+            if (pi < 0) continue;
+            const bool p_nan = p != p, b_nan = bv != bv;
+            bool take;
+            if (bi < 0) take = true;
+            else if (p_nan || b_nan) take = p_nan && (!b_nan || pi < bi);
+            else take = p > bv || (p == bv && pi < bi);
+            if (take) {
                 bv = p;
-                bi = best_i[th * stride + c];
+                bi = pi;
             }
         }
-        argmax[c] = bi;
+        argmax[c] = bi < 0 ? 0 : bi;
     }
     return 0;
 }

@@ -150,3 +150,27 @@ def test_argmax_cache_follows_adam_fused_steps_and_deepcopies():
             assert torch.equal(model[0].hard_mapping(), w.argmax(0).view(30, 4))
     finally:
         fused.enabled = True
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_fused_argmax_ties_and_nan_follow_torch(threads):
+    """Many exact ties (lr=0 keeps the weights) and a NaN column, over several row chunks and threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(6)
+        layer = dwn.LUTLayer(200, 10, n=3, mapping="learnable")
+        with torch.no_grad():
+            layer.mapping.weights.copy_(torch.randint(0, 3, (200, 30)).float())
+            layer.mapping.weights[150, 4] = float("nan")
+            layer.mapping.weights[170, 4] = float("nan")
+        opt = torch.optim.Adam(layer.parameters(), lr=0.0)
+        x = (torch.rand(8, 200) > 0.5).float()
+        layer(x).sum().backward()
+        opt.step()
+        w = layer.mapping.weights.detach()
+        assert layer.mapping._argmax is not None            # set by the fused step
+        assert torch.equal(layer.mapping.hard_mapping(), w.argmax(0))
+        assert layer.mapping.hard_mapping()[4].item() == 150
+    finally:
+        torch.set_num_threads(old)

@@ -80,3 +80,23 @@ def test_a_flagged_problem_is_reported(tmp_path):
     path.write_text("module bad(input wire [3:0] a, output wire [1:0] y);\n  assign y = a;\nendmodule\n")
     findings = lint([path], "bad")
     assert any("WIDTHTRUNC" in f for f in findings), findings
+
+
+def test_dont_care_inputs_leave_no_unread_wire(tmp_path):
+    """A LUT whose table ignores an input: the generator drops the input before building, so
+    nothing is built for it (no comparator for a feature only that input read) and lint stays clean."""
+    from dwn_hw.ir import validate
+
+    ir = random_ir(1, features=3, bits_per_feature=1, input_bits=3, layers=[(2, 2), (2, 1)], k=2)
+    ir["layers"][0]["mapping"] = [[0, 1], [0, 2]]
+    ir["layers"][0]["tables"] = ["a", "6"]  # LUT 0 ignores slot 1 (feature 1); LUT 1 is an XOR
+    ir["layers"][1]["mapping"] = [[0], [1]]
+    ir["layers"][1]["tables"] = ["2", "1"]
+    validate(ir)
+    for style in ("mux", "cell"):
+        text, info = build_top(ir, pipeline="none", lut_style=style)
+        path = tmp_path / f"{style}.v"
+        path.write_text(text)
+        assert lint([path], info["top"]) == []
+        assert lint([path], info["top"], wall=True, waivers=True) == []
+        assert "f1_gt" not in text  # no comparator for the feature nothing depends on

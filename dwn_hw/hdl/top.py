@@ -38,9 +38,53 @@ class Plan:
     groups: list
 
 
+def _slot_mask(m: int, slot: int) -> int:
+    """Bit a set for every address a < 2**m whose bit ``slot`` is 0."""
+    return sum(1 << a for a in range(1 << m) if not (a >> slot) & 1)
+
+
+def reduce_layer(rows, tables):
+    """Drop the address bits a LUT's table does not depend on (a constant keeps no input).
+
+    Returns new (rows, tables); what each LUT computes is unchanged. Needed because a LUT
+    written as logic (``mux`` style) would not read such a bit, leaving it unconnected.
+    """
+    import numpy as np
+
+    tabs = [int(t, 16) for t in tables]
+    by_len: dict = {}
+    for j, row in enumerate(rows):
+        by_len.setdefault(len(row), []).append(j)
+    reducible = []
+    for m, idx in by_len.items():
+        if m == 0:
+            continue
+        t = np.array([tabs[j] for j in idx], dtype=np.uint64)
+        depends = np.ones(len(idx), dtype=bool)
+        for slot in range(m):
+            mask = np.uint64(_slot_mask(m, slot))
+            # table[a] == table[a | 1<<slot] for every a with that bit clear: slot is a don't-care
+            free = ((t & mask) ^ ((t >> np.uint64(1 << slot)) & mask)) == 0
+            depends &= ~free
+        reducible += [j for j, d in zip(idx, depends) if not d]
+    rows, tabs = [list(r) for r in rows], tabs
+    for j in reducible:
+        row, table = rows[j], tabs[j]
+        for slot in reversed(range(len(row))):
+            m = len(row)
+            bits = [(table >> a) & 1 for a in range(1 << m)]
+            if all(bits[a] == bits[a | 1 << slot] for a in range(1 << m) if not (a >> slot) & 1):
+                kept = [a for a in range(1 << m) if not (a >> slot) & 1]
+                table = sum(bits[a] << i for i, a in enumerate(kept))
+                row = row[:slot] + row[slot + 1:]
+        rows[j], tabs[j] = row, table
+    return rows, tabs
+
+
 def plan(ir: dict, inputs: str) -> Plan:
-    """Prune dead logic and compact indices (pure Python; see :class:`Plan`)."""
-    layers = ir["layers"]
+    """Drop don't-care LUT inputs, prune dead logic and compact indices (see :class:`Plan`)."""
+    layers = [dict(zip(("mapping", "tables"), reduce_layer(layer["mapping"], layer["tables"])))
+              for layer in ir["layers"]]
     k = int(ir["groupsum"]["k"])
     n_last = len(layers[-1]["mapping"])
     perm = ir["groupsum"].get("permutation") or list(range(n_last))
@@ -58,7 +102,7 @@ def plan(ir: dict, inputs: str) -> Plan:
     for i, layer in enumerate(layers):
         rows, tabs = layer["mapping"], layer["tables"]
         new_rows = [[prev_index[s] for s in rows[j]] for j in live[i]]
-        new_tabs = [int(tabs[j], 16) for j in live[i]]
+        new_tabs = [tabs[j] for j in live[i]]
         out_layers.append((new_rows, new_tabs))
         prev_index = {s: idx for idx, s in enumerate(live[i])}
     groups = [[prev_index[s] for s in grp] for grp in groups]

@@ -128,3 +128,22 @@ def test_reduce_layer_keeps_every_lut_function():
             a = sum(xb[s] << l for l, s in enumerate(r))
             a2 = sum(xb[s] << l for l, s in enumerate(r2))
             assert (int(t, 16) >> a) & 1 == (t2 >> a2) & 1
+
+
+@pytest.mark.parametrize("bits,signed,k", [(1, False, 6), (4, True, 4), (8, False, 6), (8, True, 6), (11, True, 4),
+                                           (13, False, 6)])
+def test_compare_chain_equals_greater_than(bits, signed, k):
+    from dwn_hw.hdl.encoder import compare_chain
+    from dwn_hw.ir import grid_range
+
+    qmin, qmax = grid_range({"input_bits": bits, "signed": signed})
+    values = range(qmin, qmax + 1) if bits <= 8 else range(qmin, qmax + 1, 7)
+    for t in sorted({qmin, qmin + 1, -1 if signed else 1, 0, qmax - 1} & set(range(qmin, qmax))):
+        chain = compare_chain(bits, signed, t, qmin, k)
+        assert all(len(pos) + carry <= k for pos, carry, _ in chain)
+        for q in values:
+            raw, carry = q & ((1 << bits) - 1), 0
+            for pos, has_carry, table in chain:
+                a = sum(((raw >> p) & 1) << l for l, p in enumerate(pos)) | (carry << len(pos) if has_carry else 0)
+                carry = (table >> a) & 1
+            assert carry == int(q > t), (q, t)

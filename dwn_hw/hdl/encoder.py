@@ -4,8 +4,35 @@ from __future__ import annotations
 from amaranth.lib.wiring import In, Out
 
 from dwn_hw.errors import DwnHwError
+from dwn_hw.hdl.lut import lut_verilog
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
 from dwn_hw.ir import grid_range
+
+
+def compare_chain(B: int, signed: bool, t: int, qmin: int, k: int) -> list:
+    """``q > t`` on B bits as a chain of LUTs of at most ``k`` inputs, from the low bits up.
+
+    Returns [(bit positions, carry_in, table)]: each LUT reads its bits of ``q`` (and the
+    previous LUT's output when ``carry_in``) and outputs ``chunk > t_chunk or (chunk == t_chunk
+    and carry)``; the last LUT's output is ``q > t``. Signed values compare in offset binary
+    (MSB flipped), so one unsigned chain serves both.
+    """
+    tu = t - qmin  # offset binary: q > t  <=>  q - qmin > t - qmin
+    luts, pos = [], 0
+    while pos < B:
+        carry = bool(luts)
+        m = min(B - pos, k - int(carry))
+        bits = list(range(pos, pos + m))
+        tv = (tu >> pos) & ((1 << m) - 1)
+        table = 0
+        for a in range(1 << (m + int(carry))):
+            v = sum((((a >> l) & 1) ^ int(signed and p == B - 1)) << l for l, p in enumerate(bits))
+            c = (a >> m) & 1 if carry else 0
+            if v > tv or (v == tv and c):
+                table |= 1 << a
+        luts.append((bits, carry, table))
+        pos += m
+    return luts
 
 
 class ThermometerEncoder(VerilogComponent):
@@ -28,6 +55,10 @@ class ThermometerEncoder(VerilogComponent):
         The (feature, threshold) of each output bit, in output order.
     module : str
         Verilog module name.
+    style, cell : str
+        LUT style (:mod:`dwn_hw.hdl.lut`). With a device style (``xilinx``, ``ice40``) each
+        comparator is a chain of LUT primitives (:func:`compare_chain`), so synthesis has no
+        comparator to map; otherwise it is a Verilog ``>``.
 
     Attributes
     ----------
@@ -35,10 +66,11 @@ class ThermometerEncoder(VerilogComponent):
     bits : Signal(len(bits)), out
     """
 
-    def __init__(self, features: int, input_bits: int, signed: bool, bits, *, module: str = "dwn_encoder"):
+    def __init__(self, features: int, input_bits: int, signed: bool, bits, *, module: str = "dwn_encoder",
+                 style: str = "mux", cell: str = "dwn_lut"):
         if not bits:
             raise DwnHwError("ThermometerEncoder needs at least one output bit")
-        self.module = module
+        self.module, self._style, self._cell = module, style, cell
         self._features, self._B, self._signed = features, input_bits, bool(signed)
         self._qmin, self._qmax = grid_range({"input_bits": input_bits, "signed": signed})
         for f, t in bits:
@@ -62,14 +94,29 @@ class ThermometerEncoder(VerilogComponent):
                 continue
             if (f, t) not in shared:
                 name = f"f{f}_gt_{'m' if t < 0 else ''}{abs(t)}"
-                q = f"in_data[{f * B + B - 1}:{f * B}]"
-                const = f"{B}'h{t & mask:0{digits}x}"
-                cmp = f"$signed({q}) > $signed({const})" if self._signed else f"{q} > {const}"
-                decls.append(f"    wire {name} = {cmp};\n")
+                if self._style in ("xilinx", "ice40"):
+                    decls.append(self._chain(name, f, t))
+                else:
+                    q = f"in_data[{f * B + B - 1}:{f * B}]"
+                    const = f"{B}'h{t & mask:0{digits}x}"
+                    cmp = f"$signed({q}) > $signed({const})" if self._signed else f"{q} > {const}"
+                    decls.append(f"    wire {name} = {cmp};\n")
                 shared[(f, t)] = name
             assigns.append(f"    assign bits[{i}] = {shared[(f, t)]};\n")
         ports = [("input", self._features * B, "in_data"), ("output", len(self._bits), "bits")]
         return f"module {self.module} " + port_list(ports) + "".join(decls) + "".join(assigns) + "endmodule\n"
+
+    def _chain(self, name: str, f: int, t: int) -> str:
+        B = self._B
+        chain = compare_chain(B, self._signed, t, self._qmin, 4 if self._style == "ice40" else 6)
+        lines, prev = [], None
+        for c, (positions, carry, table) in enumerate(chain):
+            out = name if c == len(chain) - 1 else f"{name}_c{c}"
+            lines.append(f"    wire {out};\n")
+            ins = [f"in_data[{f * B + p}]" for p in positions] + ([prev] if carry else [])
+            lines.append(lut_verilog(f"{out}_u", out, ins, table, self._style, self._cell))
+            prev = out
+        return "".join(lines)
 
     def ports(self) -> dict:
         return {"in_data": ("i", "in_data"), "bits": ("o", "bits")}

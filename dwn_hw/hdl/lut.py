@@ -76,32 +76,40 @@ def mux_expr(table: int, names: list) -> str:
     return f"({names[-1]} ? {mux_expr(hi, names[:-1])} : {mux_expr(lo, names[:-1])})"
 
 
-def _lut_line(j: int, row, table: int, style: str, cell: str) -> str:
-    n = len(row)
+def lut_verilog(name: str, out: str, inputs: list, table: int, style: str, cell: str) -> str:
+    """Verilog lines of one LUT: ``out = table[{inputs[n-1], ..., inputs[0]}]``.
+
+    ``name`` names the instance (or the local table parameter); ``out`` and ``inputs`` are
+    Verilog expressions (``y[3]``, ``x[17]``).
+    """
+    n = len(inputs)
     if n == 0:
-        return f"    assign y[{j}] = 1'b{table & 1};\n"
+        return f"    assign {out} = 1'b{table & 1};\n"
     if style == "mux":
-        return f"    assign y[{j}] = {mux_expr(table, [f'x[{i}]' for i in row])};\n"
+        return f"    assign {out} = {mux_expr(table, inputs)};\n"
     size = 1 << n
     init = f"{size}'h{table:0{max(1, size // 4)}x}"
     if style == "cell":
-        addr = ", ".join(f"x[{i}]" for i in reversed(row))
-        return f"    {cell} #(.N({n}), .INIT({init})) u{j} (.a({{{addr}}}), .o(y[{j}]));\n"
+        addr = ", ".join(reversed(inputs))
+        return f"    {cell} #(.N({n}), .INIT({init})) {name} (.a({{{addr}}}), .o({out}));\n"
     if style == "expr":
-        addr = ", ".join(f"x[{i}]" for i in reversed(row))
-        return f"    localparam [{size - 1}:0] T{j} = {init};\n    assign y[{j}] = T{j}[{{{addr}}}];\n"
+        addr = ", ".join(reversed(inputs))
+        return f"    localparam [{size - 1}:0] {name}_T = {init};\n    assign {out} = {name}_T[{{{addr}}}];\n"
     if style == "xilinx":
-        pins = "".join(f", .I{l}(x[{i}])" for l, i in enumerate(row))
-        return f"    LUT{n} #(.INIT({init})) u{j} (.O(y[{j}]){pins});\n"
+        pins = "".join(f", .I{l}({w})" for l, w in enumerate(inputs))
+        return f"    LUT{n} #(.INIT({init})) {name} (.O({out}){pins});\n"
     if style == "ice40":
         # Unused SB_LUT4 inputs are tied low; repeating the table makes them don't-cares anyway.
         rep = 0
         for k in range(16 // size):
             rep |= table << (k * size)
-        wires = [f"x[{i}]" for i in row] + ["1'b0"] * (4 - n)
-        pins = "".join(f", .I{l}({w})" for l, w in enumerate(wires))
-        return f"    SB_LUT4 #(.LUT_INIT(16'h{rep:04x})) u{j} (.O(y[{j}]){pins});\n"
+        pins = "".join(f", .I{l}({w})" for l, w in enumerate(list(inputs) + ["1'b0"] * (4 - n)))
+        return f"    SB_LUT4 #(.LUT_INIT(16'h{rep:04x})) {name} (.O({out}){pins});\n"
     raise DwnHwError(f"unknown LUT style {style!r}")  # pragma: no cover - check_style guards this
+
+
+def _lut_line(j: int, row, table: int, style: str, cell: str) -> str:
+    return lut_verilog(f"u{j}", f"y[{j}]", [f"x[{i}]" for i in row], table, style, cell)
 
 
 class LUTArray(VerilogComponent):

@@ -155,7 +155,8 @@ class DwnTop(wiring.Component):
         if inputs == "features" and self.plan.sources:
             enc = ir["encoder"]
             self.encoder = ThermometerEncoder(int(enc["features"]), int(enc["input_bits"]), enc["signed"],
-                                              self.plan.sources, module=f"{name}_encoder")
+                                              self.plan.sources, module=f"{name}_encoder", style=lut_style,
+                                              cell=cell)
         width = len(self.plan.sources)
         self.layers = []
         for i, (rows, tables) in enumerate(self.plan.layers):

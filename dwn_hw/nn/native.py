@@ -23,7 +23,9 @@ _lock = threading.Lock()
 _lib = None
 _lib_error = None
 
-_SOURCES = [Path(__file__).with_name("csrc") / name for name in ("mapping_adam.cpp", "lut_kernels.cpp")]
+_CSRC = Path(__file__).with_name("csrc")
+_SOURCES = [_CSRC / name for name in ("mapping_adam.cpp", "lut_kernels.cpp")]
+_HEADERS = [_CSRC / "parallel.h"]
 _FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno", "-pthread"], ["-O3", "-fno-math-errno", "-pthread"],
               ["-O3", "-pthread"])
 
@@ -71,7 +73,7 @@ def _cpu_signature() -> str:
 
 def _build_and_load():
     compiler = os.environ.get("CXX", "c++")
-    source = b"".join(path.read_bytes() for path in _SOURCES) + _cpu_signature().encode()
+    source = b"".join(path.read_bytes() for path in _SOURCES + _HEADERS) + _cpu_signature().encode()
     errors = []
     for flags in _FLAG_SETS:
         key = hashlib.sha256(source + " ".join([compiler, *flags, sys.platform]).encode()).hexdigest()[:16]

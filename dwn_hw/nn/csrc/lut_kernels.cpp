@@ -3,25 +3,21 @@
 // Forward: addr[b, j] = Σ_l (x[b, mapping[j, l]] > 0) << l, out[b, j] = luts[j, addr[b, j]].
 // Backward: grad_luts by scatter-add; the EFD input gradient from a per-call coefficient table
 // C[j, a, l] = α Σ_a' L[j, a'] β^popcount((a ⊕ a') & ~(1<<l)) (±1 by bit l of a'), built per LUT with one
-// butterfly per bit (O(n²·2ⁿ) per LUT), then gathered per sample. Work is split over std::threads (no
-// OpenMP runtime beside torch's).
+// butterfly per bit (O(n²·2ⁿ) per LUT), then gathered per sample. Work is shared out by parallel.h.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "parallel.h"
 
 namespace {
 
+// fn(begin, end) over [0, count) in chunks of `grain`, shared out by dwn::run_chunks
 template <typename F>
-void parallel(int64_t count, int threads, F fn) {
-    if (threads < 1) threads = 1;
-    if (threads > count) threads = static_cast<int>(std::max<int64_t>(count, 1));
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t)
-        pool.emplace_back([=] { fn(count * t / threads, count * (t + 1) / threads); });
-    fn(0, count / threads);
-    for (auto& th : pool) th.join();
+void parallel(int64_t count, int threads, int64_t grain, F fn) {
+    const int64_t chunks = (count + grain - 1) / grain;
+    dwn::run_chunks(chunks, threads, [=](int64_t c, int) { fn(c * grain, std::min(count, (c + 1) * grain)); });
 }
 
 // C[a, l] of one LUT (row-major [2ⁿ, n]) from its table `lut` (2ⁿ floats); `tmp` holds 2ⁿ floats.
@@ -52,7 +48,7 @@ void lut_coefficients(const float* lut, int n, float alpha, float beta, float* c
 extern "C" int dwn_lut_forward(const float* x, const int32_t* mapping, const float* luts, int64_t B, int64_t I,
                                int64_t N, int n, float* out, int64_t* addr, int threads) {
     const int64_t size = int64_t{1} << n;
-    parallel(B, threads, [=](int64_t b0, int64_t b1) {
+    parallel(B, threads, 16, [=](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
             const float* xb = x + b * I;
             for (int64_t j = 0; j < N; ++j) {
@@ -73,20 +69,20 @@ extern "C" int dwn_lut_backward(const float* grad_out, const int64_t* addr, cons
                                 float* grad_x, float* grad_luts, int threads) {
     const int64_t size = int64_t{1} << n;
     // LUT gradients, split over LUTs so no two threads write the same row
-    parallel(N, threads, [=](int64_t j0, int64_t j1) {
+    parallel(N, threads, 256, [=](int64_t j0, int64_t j1) {
         for (int64_t j = j0; j < j1; ++j)
             for (int64_t b = 0; b < B; ++b) grad_luts[j * size + addr[b * N + j]] += grad_out[b * N + j];
     });
     if (grad_x == nullptr) return 0;
     std::vector<float> coef(static_cast<size_t>(N * size * n));
     float* cp = coef.data();
-    parallel(N, threads, [=](int64_t j0, int64_t j1) {
+    parallel(N, threads, 256, [=](int64_t j0, int64_t j1) {
         std::vector<float> tmp(static_cast<size_t>(size));
         for (int64_t j = j0; j < j1; ++j) lut_coefficients(luts + j * size, n, alpha, beta, cp + j * size * n,
                                                            tmp.data());
     });
     // input gradients, split over samples (each sample owns its row of grad_x)
-    parallel(B, threads, [=](int64_t b0, int64_t b1) {
+    parallel(B, threads, 16, [=](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
             float* gx = grad_x + b * I;
             for (int64_t j = 0; j < N; ++j) {

@@ -2,10 +2,10 @@
 //
 // The weight gradient of LearnableMapping is G = S^T g with S = 2x - 1 ([B, I]) and g = grad_out ([B, M]).
 // At the MNIST shape G has 28 M entries; writing it, reading it back in Adam and reading the weights
-// again for the argmax costs far more than computing it. Here each thread takes a contiguous range of rows;
-// panel by panel of columns it packs that panel of g into cache, walks its rows computing G[i, tile] in
-// registers (for binary x: adding the g rows of the set bits), updates the Adam state and the weight in
-// place and tracks each column's argmax; the per-thread maxima are merged in row order. The mapping's
+// again for the argmax costs far more than computing it. Here, panel by panel of columns, g is packed into
+// cache once; workers (parallel.h) take chunks of rows and compute G[i, tile] in registers (for binary x:
+// by adding the g rows of the set bits), update the Adam state and the weight in place and track each
+// column's argmax; the workers' maxima are merged with ties going to the lower row. The mapping's
 // state is read and written once per step.
 //
 // Plain C ABI (no torch headers) so the library builds in about a second on first use; called via ctypes.
@@ -16,17 +16,21 @@
 #include <limits>
 #include <vector>
 
-#include <atomic>
-#include <thread>
+
+#include "parallel.h"
 
 namespace {
 
 constexpr int64_t TILE = 64;  // columns per tile: 4 AVX-512 vectors
 
+// Floats between packed tiles of g: B rows of TILE plus one cache line, so that row b of every tile does
+// not land in the same cache set (a power-of-two stride would alias).
+inline int64_t tile_stride(int64_t B) { return B * TILE + 16; }
+
 struct AdamArgs {
     float lr, beta1, beta2, eps, weight_decay;
     int decoupled, maximize;
-    float step_size, bc2_sqrt;
+    float step_size, inv_bc2_sqrt;  // lr / (1 − β1ᵗ), 1 / sqrt(1 − β2ᵗ)
     float coupled_decay;  // Adam's L2 term (0 for AdamW)
     float decay;          // AdamW's weight shrink (1 for Adam)
 };
@@ -52,7 +56,7 @@ inline void apply_tile(const vf16* acc, float* wr, float* mr, float* vr, float* 
         const vf16 vt = a.beta2 * load(vr + o) + one_m_b2 * grad * grad;
         vf16 root;
         for (int k = 0; k < 16; ++k) root[k] = std::sqrt(vt[k]);
-        const vf16 denom = root / a.bc2_sqrt + a.eps;
+        const vf16 denom = root * a.inv_bc2_sqrt + a.eps;   // a multiply, not a second division
         p -= a.step_size * mt / denom;
         store(mr + o, mt);
         store(vr + o, vt);
@@ -117,7 +121,7 @@ inline void update_tail(const float* s, const float* gt, int64_t B, int64_t widt
         grad += a.coupled_decay * p;
         const float mt = mr[t] + (1.0f - a.beta1) * (grad - mr[t]);
         const float vt = a.beta2 * vr[t] + (1.0f - a.beta2) * grad * grad;
-        p -= a.step_size * mt / (std::sqrt(vt) / a.bc2_sqrt + a.eps);
+        p -= a.step_size * mt / (std::sqrt(vt) * a.inv_bc2_sqrt + a.eps);
         mr[t] = mt;
         vr[t] = vt;
         wr[t] = p;
@@ -143,13 +147,13 @@ void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_
             for (int64_t k = 0; k < full; ++k) {
                 const int64_t off = k * TILE;
                 const int64_t row = i * M + c0 + off;
-                update_sparse(row_bits, count, gp2 + k * B * TILE, neg + off, w + row, m + row, v + row,
+                update_sparse(row_bits, count, gp2 + k * tile_stride(B), neg + off, w + row, m + row, v + row,
                               best + off, best_i + off, static_cast<int32_t>(i), a);
             }
             if (full < tiles) {
                 const int64_t off = full * TILE;
                 const int64_t row = i * M + c0 + off;
-                update_tail(st + i * B, gp + full * B * TILE, B, width - off, w + row, m + row, v + row,
+                update_tail(st + i * B, gp + full * tile_stride(B), B, width - off, w + row, m + row, v + row,
                             best + off, best_i + off, static_cast<int32_t>(i), a);
             }
         }
@@ -160,7 +164,7 @@ void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_
         const bool block = i0 + R <= r1;
         for (int64_t k = 0; k < full; ++k) {
             const int64_t off = k * TILE;
-            const float* gt = gp + k * B * TILE;
+            const float* gt = gp + k * tile_stride(B);
             if (block)
                 update_rows<R>(st, gt, B, M, w + c0 + off, m + c0 + off, v + c0 + off, best + off, best_i + off,
                                i0, a);
@@ -173,68 +177,14 @@ void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_
             const int64_t off = full * TILE;
             for (int64_t i = i0; i < std::min(i0 + R, r1); ++i) {
                 const int64_t row = i * M + c0 + off;
-                update_tail(st + i * B, gp + full * B * TILE, B, width - off, w + row, m + row, v + row,
+                update_tail(st + i * B, gp + full * tile_stride(B), B, width - off, w + row, m + row, v + row,
                             best + off, best_i + off, static_cast<int32_t>(i), a);
             }
         }
     }
 }
 
-// One thread's share of the work, panel by panel of columns: packs its own copy of the panel of g (and 2g
-// and −Σ_b g for the sparse product), then takes chunks of rows from the panel's shared counter until none
-// are left. Chunks are handed out dynamically so a thread the OS descheduled does not hold up the others;
-// a thread's chunks come in increasing row order, so best/best_i ([M], this thread's maxima) keep the first
-// maximum among its rows and the merge breaks ties on the row index.
-constexpr int64_t CHUNK = 32;  // rows per chunk (a multiple of the 4-row block)
-
-void process_all(const float* st, const float* g, int64_t I, int64_t B, int64_t M, int64_t panel,
-                 std::atomic<int64_t>* counters, float* w, float* m, float* v, const AdamArgs& a, float* best,
-                 int32_t* best_i, const int32_t* bits, const int64_t* bits_ptr) {
-    const int64_t panel_tiles = (panel + TILE - 1) / TILE;
-    const int64_t chunks = (I + CHUNK - 1) / CHUNK;
-    std::vector<float> gp(static_cast<size_t>(panel_tiles * B * TILE));
-    std::vector<float> gp2(bits != nullptr ? gp.size() : 0), neg(bits != nullptr ? panel_tiles * TILE : 0);
-    std::vector<float> pbest(static_cast<size_t>(panel_tiles * TILE));
-    std::vector<int32_t> pbest_i(pbest.size());
-    for (int64_t p = 0, c0 = 0; c0 < M; ++p, c0 += panel) {
-        const int64_t width = std::min(panel, M - c0);
-        const int64_t tiles = (width + TILE - 1) / TILE;
-        int64_t chunk = counters[p].fetch_add(1);
-        if (chunk >= chunks) {
-            for (int64_t t = 0; t < width; ++t) {
-                best[c0 + t] = -std::numeric_limits<float>::infinity();
-                best_i[c0 + t] = -1;    // no rows: never wins the merge
-            }
-            continue;
-        }
-        for (int64_t k = 0; k < tiles; ++k) {
-            const int64_t tw = std::min(TILE, width - k * TILE);
-            for (int64_t b = 0; b < B; ++b) {
-                float* dst = gp.data() + (k * B + b) * TILE;
-                std::memcpy(dst, g + b * M + c0 + k * TILE, sizeof(float) * tw);
-                for (int64_t t = tw; t < TILE; ++t) dst[t] = 0.0f;
-            }
-        }
-        if (bits != nullptr) {
-            for (size_t k = 0; k < gp.size(); ++k) gp2[k] = 2.0f * gp[k];
-            for (int64_t k = 0; k < tiles; ++k)
-                for (int64_t t = 0; t < TILE; ++t) {
-                    float sum = 0.0f;
-                    for (int64_t b = 0; b < B; ++b) sum += gp[(k * B + b) * TILE + t];
-                    neg[k * TILE + t] = -sum;
-                }
-        }
-        std::fill(pbest.begin(), pbest.end(), -std::numeric_limits<float>::infinity());
-        std::fill(pbest_i.begin(), pbest_i.end(), -1);   // -1: no row of this thread beats -inf yet
-        for (; chunk < chunks; chunk = counters[p].fetch_add(1)) {
-            const int64_t r0 = chunk * CHUNK, r1 = std::min(I, r0 + CHUNK);
-            process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, pbest.data(), pbest_i.data(),
-                         bits, bits_ptr, gp2.data(), neg.data());
-        }
-        std::memcpy(best + c0, pbest.data(), sizeof(float) * width);
-        std::memcpy(best_i + c0, pbest_i.data(), sizeof(int32_t) * width);
-    }
-}
+constexpr int64_t CHUNK = 32;  // rows per chunk of work (a multiple of the 4-row block)
 
 }  // namespace
 
@@ -246,26 +196,50 @@ extern "C" int dwn_mapping_adam_argmax(const float* st, const float* g, int64_t 
                                        double bias_correction1, double bias_correction2, int threads,
                                        const int32_t* bits, const int64_t* bits_ptr) {
     AdamArgs a{lr, beta1, beta2, eps, weight_decay, decoupled, maximize,
-               static_cast<float>(lr / bias_correction1), static_cast<float>(std::sqrt(bias_correction2)),
+               static_cast<float>(lr / bias_correction1), static_cast<float>(1.0 / std::sqrt(bias_correction2)),
                decoupled ? 0.0f : weight_decay, decoupled ? 1.0f - lr * weight_decay : 1.0f};
     if (threads < 1) threads = 1;
-    // panels of columns whose packed g (B x width floats) stays within about 2 MB of cache
+    // Panels of columns whose packed g (B x width floats) stays within about 2 MB of cache. Each panel is
+    // packed once and shared by the threads (on SMT siblings a copy per thread would halve the cache).
     const int64_t panel = std::min(M, std::max<int64_t>(TILE, (524288 / std::max<int64_t>(B, 1)) / TILE * TILE));
-    const int64_t panels = (M + panel - 1) / panel;
-    std::vector<std::atomic<int64_t>> counters(static_cast<size_t>(panels));
-    for (auto& c : counters) c.store(0);
+    const int64_t panel_tiles = (panel + TILE - 1) / TILE;
+    std::vector<float> gp(static_cast<size_t>(panel_tiles * tile_stride(B)));
+    std::vector<float> gp2(bits != nullptr ? gp.size() : 0), neg(bits != nullptr ? panel_tiles * TILE : 0);
     std::vector<float> best(static_cast<size_t>(threads * M));
     std::vector<int32_t> best_i(best.size());
-    // Plain std::threads, not OpenMP: a second OpenMP runtime beside torch's would leave its idle workers
-    // spinning on the cores torch needs next.
-    auto work = [&](int tid) {
-        process_all(st, g, I, B, M, panel, counters.data(), w, m, v, a, best.data() + tid * M,
-                    best_i.data() + tid * M, bits, bits_ptr);
-    };
-    std::vector<std::thread> pool;
-    for (int tid = 1; tid < threads; ++tid) pool.emplace_back(work, tid);
-    work(0);
-    for (auto& t : pool) t.join();
+    for (int64_t c0 = 0; c0 < M; c0 += panel) {
+        const int64_t width = std::min(panel, M - c0);
+        const int64_t tiles = (width + TILE - 1) / TILE;
+        for (int64_t k = 0; k < tiles; ++k) {
+            const int64_t tw = std::min(TILE, width - k * TILE);
+            for (int64_t b = 0; b < B; ++b) {
+                float* dst = gp.data() + k * tile_stride(B) + b * TILE;
+                std::memcpy(dst, g + b * M + c0 + k * TILE, sizeof(float) * tw);
+                for (int64_t t = tw; t < TILE; ++t) dst[t] = 0.0f;
+            }
+        }
+        if (bits != nullptr) {
+            for (size_t k = 0; k < gp.size(); ++k) gp2[k] = 2.0f * gp[k];
+            for (int64_t k = 0; k < tiles; ++k)
+                for (int64_t t = 0; t < TILE; ++t) {
+                    float sum = 0.0f;
+                    for (int64_t b = 0; b < B; ++b) sum += gp[k * tile_stride(B) + b * TILE + t];
+                    neg[k * TILE + t] = -sum;
+                }
+        }
+        // Chunks of rows shared out by dwn::run_chunks; a worker's chunks come in increasing row order, so its
+        // slot of best/best_i keeps the first maximum among its rows and the merge breaks ties on the row.
+        for (int th = 0; th < threads; ++th) {
+            std::fill_n(best.data() + th * M + c0, width, -std::numeric_limits<float>::infinity());
+            std::fill_n(best_i.data() + th * M + c0, width, -1);   // -1: no row of this worker yet
+        }
+        const int64_t chunks = (I + CHUNK - 1) / CHUNK;
+        dwn::run_chunks(chunks, threads, [&, c0, width](int64_t chunk, int worker) {
+            const int64_t r0 = chunk * CHUNK, r1 = std::min(I, r0 + CHUNK);
+            process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, best.data() + worker * M + c0,
+                         best_i.data() + worker * M + c0, bits, bits_ptr, gp2.data(), neg.data());
+        });
+    }
     // merge: the larger value wins, NaN counting as the largest; ties go to the lower row (torch.argmax)
     for (int64_t c = 0; c < M; ++c) {
         float bv = -std::numeric_limits<float>::infinity();

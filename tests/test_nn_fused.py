@@ -174,3 +174,20 @@ def test_fused_argmax_ties_and_nan_follow_torch(threads):
         assert layer.mapping.hard_mapping()[4].item() == 150
     finally:
         torch.set_num_threads(old)
+
+
+def test_many_backwards_without_a_step_materialize_the_gradient():
+    model, ref = _model(8), _model(8)
+    fused.enabled = False
+    try:
+        for k in range(fused.MAX_PENDING + 3):
+            x, y = _data(k)
+            cross_entropy(ref(x), y).backward()
+    finally:
+        fused.enabled = True
+    for k in range(fused.MAX_PENDING + 3):
+        x, y = _data(k)
+        cross_entropy(model(x), y).backward()
+    w = model[0].mapping.weights
+    assert len(model[0].mapping._pending) == 0 and w.grad.stride() != (0, 0)
+    torch.testing.assert_close(w.grad, ref[0].mapping.weights.grad, rtol=1e-4, atol=1e-5)

@@ -41,6 +41,8 @@ _hooks = None
 # (measured break-even against the dense register kernel: about 0.25-0.3; MNIST's DistributiveThermometer(3)
 # bits are 0.16 set)
 SPARSE_DENSITY = 0.25
+# backward passes kept per module before the gradient is materialised (weights no optimizer steps)
+MAX_PENDING = 16
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -59,6 +61,11 @@ def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
     if w.grad is not None and w.grad is not module._grad_marker:
         return False                         # a real gradient is there: accumulate densely
     if library() is None:
+        return False
+    if len(module._pending) >= MAX_PENDING:
+        # many backward passes and no optimizer step over these weights: hold a real gradient instead of
+        # an ever longer list (later passes then accumulate into it densely)
+        materialize(module)
         return False
     if not module._pending:
         module._grad_marker = torch.zeros(1, dtype=w.dtype).expand(w.shape)

@@ -128,3 +128,10 @@ def test_wrong_input_width_is_named():
     layer = dwn.LUTLayer(4, 2, n=2)
     with pytest.raises(ValueError, match=r"\(3, 5\)"):
         layer(torch.zeros(3, 5))
+
+
+def test_out_of_range_mapping_from_a_state_dict_is_refused():
+    layer = dwn.LUTLayer(4, 2, n=2)
+    layer.load_state_dict({"luts": layer.luts.detach().clone(), "mapping": torch.tensor([[0, 1], [2, 9]]).int()})
+    with pytest.raises(IndexError, match="9"):
+        layer(torch.zeros(3, 4))

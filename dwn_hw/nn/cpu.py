@@ -3,7 +3,8 @@
 
 The EFD input gradient of LUT ``j``, slot ``l`` at address ``a`` depends only on the table ``L[j]``,
 on ``a`` without bit ``l`` and on ``l``. So instead of an O(n·2ⁿ) sum per sample and LUT, each backward
-call computes the coefficient table ``C[j, a, l]`` once (one small matmul) and every sample gathers.
+call computes the coefficient table ``C[j, a, l]`` once (a butterfly per bit over each table) and every
+sample gathers.
 """
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ def lut_forward(x: torch.Tensor, mapping: torch.Tensor, luts: torch.Tensor):
     lib = _native()
     if (lib is not None and x.dtype == torch.float32 and luts.dtype == torch.float32
             and mapping.dtype == torch.int32 and _ready(x, mapping, luts)):
+        # the C loops index without bounds checks: a mapping loaded from a file must be checked here
+        if mapping.numel() and (int(mapping.min()) < 0 or int(mapping.max()) >= x.shape[1]):
+            raise IndexError(f"mapping holds input index {int(mapping.min())}..{int(mapping.max())} outside "
+                             f"0..{x.shape[1] - 1}")
         out = torch.empty(x.shape[0], num_luts, dtype=torch.float32)
         addr = torch.empty(x.shape[0], num_luts, dtype=torch.int64)
         lib.dwn_lut_forward(x.data_ptr(), mapping.data_ptr(), luts.data_ptr(), x.shape[0], x.shape[1], num_luts, n,

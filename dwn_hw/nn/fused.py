@@ -58,6 +58,7 @@ def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
         return False                         # DDP must see real gradients to all-reduce them
     if module._pending and w.grad is not module._grad_marker:
         module._pending.clear()              # zero_grad() dropped the placeholder
+        module._grad_marker = None
     if w.grad is not None and w.grad is not module._grad_marker:
         return False                         # a real gradient is there: accumulate densely
     if library() is None:
@@ -70,7 +71,8 @@ def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
     if not module._pending:
         module._grad_marker = torch.zeros(1, dtype=w.dtype).expand(w.shape)
         w.grad = module._grad_marker
-    module._pending.append((x.detach().to(torch.float32), grad_out.detach().to(torch.float32)))
+    # a copy of x: the caller may reuse its input buffer before the optimizer step (autograd would not care)
+    module._pending.append((x.detach().to(torch.float32, copy=True), grad_out.detach().to(torch.float32)))
     _pending_modules.add(module)
     _register_hooks()
     return True

@@ -191,3 +191,27 @@ def test_many_backwards_without_a_step_materialize_the_gradient():
     w = model[0].mapping.weights
     assert len(model[0].mapping._pending) == 0 and w.grad.stride() != (0, 0)
     torch.testing.assert_close(w.grad, ref[0].mapping.weights.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_step_with_closure_matches_plain():
+    """The closure's backward runs inside the step: it must give a real gradient, not a kept one."""
+    results = []
+    for use in (False, True):
+        model = _model(9)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        x, y = _data(11)
+
+        def closure():
+            opt.zero_grad()
+            loss = cross_entropy(model(x), y)
+            loss.backward()
+            return loss
+
+        fused.enabled = use
+        try:
+            for _ in range(2):
+                opt.step(closure)
+        finally:
+            fused.enabled = True
+        results.append(model[0].mapping.weights.detach().clone())
+    torch.testing.assert_close(results[1], results[0], rtol=1e-5, atol=1e-6)

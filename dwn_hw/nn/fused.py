@@ -36,6 +36,7 @@ _pending_modules: "weakref.WeakSet" = weakref.WeakSet()
 _all_modules: "weakref.WeakSet" = weakref.WeakSet()
 _in_step: dict = {}
 _hooks = None
+_closure_steps = 0        # optimizer steps running a closure: its backward must give real gradients
 
 # binary inputs (thermometer bits) use the sparse product when at most this fraction of them is set
 # (measured break-even against the dense register kernel: about 0.25-0.3; MNIST's DistributiveThermometer(3)
@@ -52,7 +53,7 @@ MAX_PENDING = 16
 def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
     """Record the weight gradient of ``module`` for the optimizer hook; ``False`` means compute it now."""
     w = module.weights
-    if not enabled or w.device.type != "cpu" or torch.is_grad_enabled() or w.dtype != torch.float32:
+    if not enabled or _closure_steps or w.device.type != "cpu" or torch.is_grad_enabled() or w.dtype != torch.float32:
         return False
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return False                         # DDP must see real gradients to all-reduce them
@@ -145,6 +146,9 @@ def _fusable(optimizer, group) -> bool:
 
 
 def _pre_step(optimizer, args, kwargs):
+    global _closure_steps
+    if args or kwargs.get("closure") is not None:
+        _closure_steps += 1
     if not _pending_modules:
         return
     owner = {id(m.weights): m for m in list(_pending_modules)}
@@ -164,6 +168,9 @@ def _pre_step(optimizer, args, kwargs):
 
 
 def _post_step(optimizer, args, kwargs):
+    global _closure_steps
+    if args or kwargs.get("closure") is not None:
+        _closure_steps = max(0, _closure_steps - 1)
     done = set()
     for module, group in _in_step.pop(id(optimizer), ()):
         x, g = _take_pending(module)
@@ -216,3 +223,8 @@ def _adam_step(optimizer, group, module, x, g):
     # the weights changed behind autograd's back: bump their version so stale uses are caught
     torch.autograd.graph.increment_version(w)
     module._set_hard_mapping(argmax)
+
+
+# registered at import (dwn_hw.nn imports this module), before any model runs: a step whose closure builds
+# the first forward must already be seen by the pre-step hook
+_register_hooks()

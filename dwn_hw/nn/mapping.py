@@ -7,7 +7,7 @@ import torch
 
 from dwn_hw.errors import DwnHwError
 
-from . import backend
+from . import backend, fused
 
 
 def layer_mapping(input_size: int, n: int, output_size: int, random: bool = True) -> torch.Tensor:
@@ -86,7 +86,6 @@ class LearnableMapping(torch.nn.Module):
         w = self.weights
         key = (w.data_ptr(), w._version, w.shape)
         if self._argmax is None or self._argmax[0] != key:
-            from . import fused
             fused.track(self)                  # so optimizer steps drop this cache
             self._argmax = (key, w.detach().argmax(dim=0))
         return self._argmax[1]
@@ -97,7 +96,6 @@ class LearnableMapping(torch.nn.Module):
         self._argmax = ((w.data_ptr(), w._version, w.shape), argmax)
 
     def _defer_weight_grad(self, x, grad_out) -> bool:
-        from . import fused
         return fused.defer(self, x, grad_out)
 
     def forward(self, x):

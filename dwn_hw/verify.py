@@ -102,6 +102,38 @@ def _groupsum_lines(ir: dict, src: str) -> list[str]:
     return lines
 
 
+def _header(name: str, ports: list[str]) -> list[str]:
+    return [f"module {name} ("] + [f"  {p}," for p in ports[:-1]] + [f"  {ports[-1]}", ");"]
+
+
+def _delay_lines(latency: int, data: list[tuple[str, int, str]], valid: int | None) -> list[str]:
+    """``data`` (output, width, source) delayed by ``latency`` ≥ 0 register stages; with ``valid``
+    stages, ``out_valid`` is ``in_valid`` delayed and cleared by ``rst``."""
+    out = []
+    for dst, width, src in data:
+        if latency == 0:
+            out.append(f"  assign {dst} = {src};")
+            continue
+        out += [f"  reg [{width - 1}:0] {dst}_q [0:{latency - 1}];", "  always @(posedge clk) begin",
+                f"    {dst}_q[0] <= {src};"]
+        out += [f"    {dst}_q[{i}] <= {dst}_q[{i - 1}];" for i in range(1, latency)]
+        out += ["  end", f"  assign {dst} = {dst}_q[{latency - 1}];"]
+    if valid:
+        shift = "{v_q[" + str(valid - 2) + ":0], in_valid}" if valid > 1 else "in_valid"
+        out += [f"  reg [{valid - 1}:0] v_q;", "  always @(posedge clk)",
+                f"    v_q <= rst ? {_const(valid, 0)} : {shift};", f"  assign out_valid = v_q[{valid - 1}];"]
+    return out
+
+
+def _network_lines(ir: dict, inputs: str) -> tuple[list[str], str]:
+    lines = _encoder_lines(ir, inputs)
+    src = "b0"
+    for i, layer in enumerate(ir["layers"], start=1):
+        lines += _layer_lines(ir, i, layer, src, f"b{i}")
+        src = f"b{i}"
+    return lines, src
+
+
 def reference_verilog(ir: dict, inputs: str = "features", latency: int = 1, name: str = "dwn_ref") -> str:
     """The IR as a plain behavioural Verilog module with the top-level port contract of DESIGN.md.
 
@@ -123,45 +155,36 @@ def reference_verilog(ir: dict, inputs: str = "features", latency: int = 1, name
         raise DwnHwError("--inputs features needs a thermometer encoder; this IR has encoder.kind 'none'")
     W_in = input_width(ir, inputs)
     K, W, CW = int(ir["groupsum"]["k"]), score_width(ir), class_width(ir)
-    out = [
-        f"module {name} (",
-        "  input wire clk,",
-        "  input wire rst,",
-        "  input wire in_valid,",
-        f"  input wire [{W_in - 1}:0] in_data,",
-        "  output wire out_valid,",
-        f"  output wire [{CW - 1}:0] out_class,",
-        f"  output wire [{K * W - 1}:0] out_scores",
-        ");",
-    ]
-    out += _encoder_lines(ir, inputs)
-    src = "b0"
-    for i, layer in enumerate(ir["layers"], start=1):
-        out += _layer_lines(ir, i, layer, src, f"b{i}")
-        src = f"b{i}"
-    out += _groupsum_lines(ir, src)
-    L = latency
-    out += [
-        f"  reg [{L - 1}:0] v_q;",
-        f"  reg [{K * W - 1}:0] s_q [0:{L - 1}];",
-        f"  reg [{CW - 1}:0] c_q [0:{L - 1}];",
-        "  integer i;",
-        "  always @(posedge clk) begin",
-        "    s_q[0] <= comb_scores;",
-        "    c_q[0] <= comb_class;",
-        "    for (i = 1; i < " + str(L) + "; i = i + 1) begin",
-        "      s_q[i] <= s_q[i - 1];",
-        "      c_q[i] <= c_q[i - 1];",
-        "    end",
-        f"    v_q <= rst ? {_const(L, 0)} : " + ("{v_q[" + str(L - 2) + ":0], in_valid};" if L > 1 else "in_valid;"),
-        "  end",
-        f"  assign out_valid = v_q[{L - 1}];",
-        f"  assign out_scores = s_q[{L - 1}];",
-        f"  assign out_class = c_q[{L - 1}];",
-        "endmodule",
-        "",
-    ]
-    return "\n".join(out)
+    out = _header(name, ["input wire clk", "input wire rst", "input wire in_valid",
+                         f"input wire [{W_in - 1}:0] in_data", "output wire out_valid",
+                         f"output wire [{CW - 1}:0] out_class", f"output wire [{K * W - 1}:0] out_scores"])
+    lines, last = _network_lines(ir, inputs)
+    out += lines + _groupsum_lines(ir, last)
+    out += _delay_lines(latency, [("out_scores", K * W, "comb_scores"), ("out_class", CW, "comb_class")], latency)
+    return "\n".join(out + ["endmodule", ""])
+
+
+def reference_network_verilog(ir: dict, inputs: str, delay: int, name: str) -> str:
+    """Only the LUT network: ``h`` (the last layer's outputs) from ``in_data``, ``delay`` stages later."""
+    n_out = len(ir["layers"][-1]["mapping"])
+    out = _header(name, ["input wire clk", f"input wire [{input_width(ir, inputs) - 1}:0] in_data",
+                         f"output wire [{n_out - 1}:0] h"])
+    lines, last = _network_lines(ir, inputs)
+    out += lines + _delay_lines(delay, [("h", n_out, last)], None)
+    return "\n".join(out + ["endmodule", ""])
+
+
+def reference_groupsum_verilog(ir: dict, delay: int, latency: int, name: str) -> str:
+    """Only GroupSum and argmax: scores and class of ``h``, ``delay`` stages later; ``out_valid``
+    is ``in_valid`` ``latency`` stages later."""
+    n_out = len(ir["layers"][-1]["mapping"])
+    K, W, CW = int(ir["groupsum"]["k"]), score_width(ir), class_width(ir)
+    out = _header(name, ["input wire clk", "input wire rst", "input wire in_valid",
+                         f"input wire [{n_out - 1}:0] h", "output wire out_valid",
+                         f"output wire [{CW - 1}:0] out_class", f"output wire [{K * W - 1}:0] out_scores"])
+    out += [f"  wire [{n_out - 1}:0] hh = h;"] + _groupsum_lines(ir, "hh")
+    out += _delay_lines(delay, [("out_scores", K * W, "comb_scores"), ("out_class", CW, "comb_class")], latency)
+    return "\n".join(out + ["endmodule", ""])
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,58 +236,155 @@ def _read_sources(paths, workdir: Path) -> str:
 # Formal equivalence: miter of generated design and reference, bounded from a free state.
 # --------------------------------------------------------------------------------------------
 
-def miter_verilog(ir: dict, inputs: str, gen_top: str, ref_top: str, name: str = "dwn_miter") -> str:
-    """A module driving both designs with the same inputs; ``ok`` says their outputs agree.
+def _find_module(text: str, name: str) -> tuple[int, int] | None:
+    """(start, end) of ``module <name> ... endmodule`` in ``text``."""
+    import re
 
-    Scores and class are compared only when a result is due (``out_valid``): outputs are
-    undefined otherwise (DESIGN.md, Hardware).
+    m = re.search(rf"^module \\?{re.escape(name)}\s*\(", text, re.M)
+    if not m:
+        return None
+    end = text.find("endmodule", m.end())
+    return (m.start(), end) if end >= 0 else None
+
+
+def cut_at_last_layer(text: str, top: str, layer_module: str, width: int, mode: str) -> str | None:
+    """The generated top with its last LUT layer's output made visible (``mode="observe"``: an
+    extra output ``__cut_h``) or cut off (``mode="cut"``: the layer's consumers read an extra
+    input ``__cut_h`` instead). None when the design does not have that shape.
+
+    Only the port list and one connection change; the logic around the cut is untouched.
     """
-    W_in = input_width(ir, inputs)
-    K, W, CW = int(ir["groupsum"]["k"]), score_width(ir), class_width(ir)
-    ports = lambda p: (f".clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data), "
-                       f".out_valid({p}_v), .out_class({p}_c), .out_scores({p}_s)")
+    span = _find_module(text, top)
+    if span is None:
+        return None
+    body = text[span[0]:span[1]]
+    at = body.find(f"{layer_module} ")
+    y = body.find(".y(", at) if at >= 0 else -1
+    if y < 0:
+        return None
+    depth, i = 0, y + 2
+    while i < len(body):                  # the connection may be a concatenation: match parentheses
+        depth += {"(": 1, ")": -1}.get(body[i], 0)
+        if depth == 0:
+            break
+        i += 1
+    expr = body[y + 3:i]
+    header_end = body.find(");")
+    header = body[:header_end] + ", __cut_h" + body[header_end:body.find("\n", header_end) + 1]
+    rest = body[body.find("\n", header_end) + 1:]
+    rest_y = rest.find(".y(" + expr + ")")
+    if rest_y < 0:
+        return None
+    if mode == "observe":
+        decl = f"  output [{width - 1}:0] __cut_h;\n  assign __cut_h = {expr};\n"
+    else:
+        decl = (f"  input [{width - 1}:0] __cut_h;\n  wire [{width - 1}:0] __cut_unused;\n"
+                f"  assign {expr} = __cut_h;\n")
+        rest = rest[:rest_y] + ".y(__cut_unused)" + rest[rest_y + len(expr) + 4:]
+    return text[:span[0]] + header + decl + rest + text[span[1]:]
+
+
+def _miter(name: str, gen: str, gen_extra: str, ref: str, ref_ports: str, W_in: int, K: int, W: int,
+           CW: int, h_width: int, compare: str) -> str:
     return "\n".join([
         f"module {name} (input wire clk, input wire rst, input wire in_valid,",
-        f"                input wire [{W_in - 1}:0] in_data, output wire ok);",
-        "  wire g_v, r_v;",
-        f"  wire [{CW - 1}:0] g_c, r_c;",
-        f"  wire [{K * W - 1}:0] g_s, r_s;",
-        f"  {gen_top} gen ({ports('g')});",
-        f"  {ref_top} ref ({ports('r')});",
-        "  assign ok = (g_v == r_v) && (!r_v || (g_s == r_s && g_c == r_c));",
-        "endmodule",
-        "",
-    ])
+        f"                input wire [{W_in - 1}:0] in_data, input wire [{h_width - 1}:0] h_free, output wire ok);",
+        "  wire g_v, r_v;", f"  wire [{CW - 1}:0] g_c, r_c;", f"  wire [{K * W - 1}:0] g_s, r_s;",
+        f"  wire [{h_width - 1}:0] g_h, r_h;",
+        f"  {gen} gen (.clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data), .out_valid(g_v), "
+        f".out_class(g_c), .out_scores(g_s){gen_extra});",
+        f"  {ref} ref ({ref_ports});",
+        f"  assign ok = {compare};",
+        "endmodule", ""])
 
 
-def prove(ir: dict, sources, top: str, inputs: str, latency: int, workdir, timeout: float | None = None) -> dict:
+def _sat(miter_top: str, files: list, steps: int, skip: int, workdir: Path, timeout) -> tuple[bool, str | None]:
+    script = (_read_sources(files, workdir) + f"hierarchy -top {miter_top}\nproc\nflatten\n"
+              # initial values must not constrain the proof: it starts from any state
+              "setattr -unset init\nopt -fast\n"
+              f"sat -seq {steps} -prove-skip {skip} -prove ok 1 -verify -show-inputs -show-outputs\n")
+    try:
+        _yosys(script, workdir, timeout)
+        return True, None
+    except _YosysFailed as exc:
+        if "SAT proof finished - model found" not in exc.log:
+            raise
+        return False, _counterexample(exc.log)
+
+
+def prove(ir: dict, sources, top: str, inputs: str, latency: int, workdir, timeout: float | None = None,
+          split: bool = True) -> dict:
     """Prove the generated design ``top`` (in ``sources``) equal to the IR's reference netlist.
 
-    Returns ``{"proven": bool, "seconds": float, "steps": L + 1, "counterexample": text or None}``.
-    A failed proof is a result, not an exception; tool failures raise :class:`DwnHwError`.
+    With ``split`` (and a design whose last LUT layer is a module ``<top>_layer<i>``) the proof
+    is cut at the last layer's outputs, which keeps the SAT problems small: (1) the generated
+    network's output equals the reference network's, ``d`` stages later (``d`` is searched), and
+    (2) with those outputs as free inputs, the generated scores, class and ``out_valid`` equal the
+    reference GroupSum's. Together they give the whole design; otherwise one miter of the whole
+    design is proven.
+
+    Returns ``{"proven", "seconds", "steps", "method", "counterexample"}``. A failed proof is a
+    result, not an exception; tool failures raise :class:`DwnHwError`.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    ref_top, miter_top = f"{top}__ref", f"{top}__miter"
-    (workdir / "reference.v").write_text(reference_verilog(ir, inputs, latency, ref_top))
-    (workdir / "miter.v").write_text(miter_verilog(ir, inputs, top, ref_top, miter_top))
-    steps = latency + 1
-    script = (_read_sources(list(sources) + [workdir / "reference.v", workdir / "miter.v"], workdir)
-              + f"hierarchy -top {miter_top}\n"
-              "proc\nflatten\n"
-              # initial values must not constrain the proof: it starts from any state
-              "setattr -unset init\n"
-              "opt -fast\n"
-              f"sat -seq {steps} -prove-skip {latency} -prove ok 1 -verify -show-inputs -show-outputs\n")
     t0 = time.perf_counter()
-    try:
-        _yosys(script, workdir, timeout)
-        proven, cex = True, None
-    except _YosysFailed as exc:
-        if "SAT proof finished - model found" not in exc.log and "failed" not in str(exc).lower():
-            raise
-        proven, cex = False, _counterexample(exc.log)
-    return {"proven": proven, "seconds": time.perf_counter() - t0, "steps": steps, "counterexample": cex}
+    W_in = input_width(ir, inputs)
+    K, W, CW = int(ir["groupsum"]["k"]), score_width(ir), class_width(ir)
+    n_out = len(ir["layers"][-1]["mapping"])
+    last = len(ir["layers"]) - 1
+    texts = [Path(p).read_text() for p in sources]
+    cut = obs = None
+    if split:
+        for i, text in enumerate(texts):
+            if _find_module(text, top):
+                c = cut_at_last_layer(text, top, f"{top}_layer{last}", n_out, "cut")
+                o = cut_at_last_layer(text, top, f"{top}_layer{last}", n_out, "observe")
+                if c and o:
+                    cut = texts[:i] + [c] + texts[i + 1:]
+                    obs = texts[:i] + [o] + texts[i + 1:]
+    valid_ok = "(g_v == r_v) && (!r_v || (g_s == r_s && g_c == r_c))"
+    ref_out = ".out_valid(r_v), .out_class(r_c), .out_scores(r_s)"
+    if cut is None:
+        (workdir / "reference.v").write_text(reference_verilog(ir, inputs, latency, f"{top}__ref"))
+        (workdir / "miter.v").write_text(_miter(
+            f"{top}__miter", top, "", f"{top}__ref",
+            f".clk(clk), .rst(rst), .in_valid(in_valid), .in_data(in_data), {ref_out}",
+            W_in, K, W, CW, 1, valid_ok))
+        ok, cex = _sat(f"{top}__miter", list(sources) + [workdir / "reference.v", workdir / "miter.v"],
+                       latency + 1, latency, workdir, timeout)
+        return {"proven": ok, "seconds": time.perf_counter() - t0, "steps": latency + 1, "method": "whole",
+                "counterexample": cex}
+    # (1) the network, at the cut: find the register depth d at which the outputs agree
+    (workdir / "gen_observe.v").write_text("".join(obs))
+    (workdir / "gen_cut.v").write_text("".join(cut))
+    cex1 = None
+    for d in range(latency):
+        part = workdir / f"net_d{d}"
+        part.mkdir(exist_ok=True)
+        (part / "ref_net.v").write_text(reference_network_verilog(ir, inputs, d, f"{top}__refnet"))
+        (part / "miter.v").write_text(_miter(
+            f"{top}__miter1", top, ", .__cut_h(g_h)", f"{top}__refnet", ".clk(clk), .in_data(in_data), .h(r_h)",
+            W_in, K, W, CW, n_out, "g_h == r_h"))
+        ok, cex = _sat(f"{top}__miter1", [workdir / "gen_observe.v", part / "ref_net.v", part / "miter.v"],
+                       d + 1, d, part, timeout)
+        if ok:
+            break
+        cex1 = cex1 or cex
+    else:
+        return {"proven": False, "seconds": time.perf_counter() - t0, "steps": latency + 1, "method": "split",
+                "counterexample": "the last LUT layer's outputs differ from the IR's at every depth:\n" + (cex1 or "")}
+    # (2) GroupSum and argmax, fed by free values at the cut
+    part = workdir / "groupsum"
+    part.mkdir(exist_ok=True)
+    (part / "ref_gs.v").write_text(reference_groupsum_verilog(ir, latency - d, latency, f"{top}__refgs"))
+    (part / "miter.v").write_text(_miter(
+        f"{top}__miter2", top, ", .__cut_h(h_free)", f"{top}__refgs",
+        f".clk(clk), .rst(rst), .in_valid(in_valid), .h(h_free), {ref_out}", W_in, K, W, CW, n_out, valid_ok))
+    ok, cex = _sat(f"{top}__miter2", [workdir / "gen_cut.v", part / "ref_gs.v", part / "miter.v"],
+                   latency + 1, latency, part, timeout)
+    return {"proven": ok, "seconds": time.perf_counter() - t0, "steps": latency + 1, "method": f"split (d={d})",
+            "counterexample": cex}
 
 
 def _counterexample(log: str, limit: int = 40) -> str:
@@ -279,18 +399,30 @@ def _counterexample(log: str, limit: int = 40) -> str:
 # LUT readback: every LUT's truth table, read from the synthesized netlist, on all addresses.
 # --------------------------------------------------------------------------------------------
 
+def _read_sources_of(layer: dict, j: int) -> set:
+    """The inputs LUT ``j`` really reads: those of the address slots its table depends on."""
+    row = layer["mapping"][j]
+    table = int(layer["tables"][j], 16)
+    m = len(row)
+    used = set()
+    for slot in range(m):
+        if any(((table >> a) ^ (table >> (a | 1 << slot))) & 1 for a in range(1 << m) if not (a >> slot) & 1):
+            used.add(row[slot])
+    return used
+
+
 def live_indices(ir: dict) -> tuple[list[int], list[list[int]]]:
     """Sorted indices of the input bits and of each layer's LUTs that reach a class score.
 
-    A generator builds only these (dead LUTs are pruned), in this order.
+    A generator builds only these (dead LUTs and inputs a table ignores are pruned), in this order.
     """
     layers = ir["layers"]
     perm = ir["groupsum"].get("permutation")
     live = [None] * len(layers)
     live[-1] = sorted(set(perm) if perm is not None else range(len(layers[-1]["mapping"])))
     for i in range(len(layers) - 1, 0, -1):
-        live[i - 1] = sorted({s for j in live[i] for s in layers[i]["mapping"][j]})
-    live_in = sorted({s for j in live[0] for s in layers[0]["mapping"][j]})
+        live[i - 1] = sorted({s for j in live[i] for s in _read_sources_of(layers[i], j)})
+    live_in = sorted({s for j in live[0] for s in _read_sources_of(layers[0], j)})
     return live_in, live
 
 
@@ -386,6 +518,8 @@ def check_layer_netlist(netlist: _Netlist, ir_layer: dict, live_out: list[int], 
         pats = _address_patterns(m)
         leaves, feasible = {}, mask
         for l, src in enumerate(row):
+            if src not in prev_pos:     # an input the table ignores is not built; the table must not care
+                continue
             bit = x[prev_pos[src]]
             if bit in leaves:           # a row reading one input twice: those address bits agree
                 feasible &= ~(leaves[bit] ^ pats[l]) & mask
@@ -413,21 +547,22 @@ def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = N
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     text = "".join(Path(p).read_text() for p in sources)
-    n_layers = len(ir["layers"])
-    modules = [f"{top}_layer{i}" for i in range(n_layers)]
-    missing = [m for m in modules if f"module {m}" not in text and f"module \\{m}" not in text]
+    live_in, live = live_indices(ir)
+    # a layer with no live LUT (every later LUT is a constant) has no hardware to read back
+    layers = [i for i in range(len(ir["layers"])) if live[i]]
+    modules = {i: f"{top}_layer{i}" for i in layers}
+    missing = [m for m in modules.values() if f"module {m}" not in text and f"module \\{m}" not in text]
     if missing:
         raise DwnHwError(f"LUT readback: no module {missing[0]} in the design; expected one module "
                          f"<top>_layer<i> per IR layer (LUT style 'cell' or 'expr')")
     script = _read_sources(sources, workdir) + "design -save src\n"
-    for i, mod in enumerate(modules):
+    for i, mod in modules.items():
         script += (f"design -load src\nhierarchy -top {mod}\nsynth -flatten -top {mod}\n"
                    f"opt_clean\nwrite_json layer{i}.json\n")
     t0 = time.perf_counter()
     _yosys(script, workdir, timeout)
-    live_in, live = live_indices(ir)
     problems, luts, addresses = [], 0, 0
-    for i, mod in enumerate(modules):
+    for i, mod in modules.items():
         data = json.loads((workdir / f"layer{i}.json").read_text())
         netlist = _Netlist(data["modules"][mod], mod)
         prev = live_in if i == 0 else live[i - 1]

@@ -97,17 +97,22 @@ inline void update_rows(const float* st, const float* gt, int64_t B, int64_t M, 
     }
 }
 
-// Binary inputs (x in {0, 1}): G[i] = 2·Σ_{b: x[b,i]=1} g[b] − Σ_b g[b], so a row costs one vector add per
-// set bit instead of B multiply-adds. `gt2` holds 2·g for the tile, `neg` −Σ_b g[b] for it.
-inline void update_sparse(const int32_t* bits, int64_t count, const float* gt2, const float* neg, float* wr,
-                          float* mr, float* vr, float* best, int32_t* best_i, int32_t i, const AdamArgs& a) {
-    vf16 acc[4];
-    for (int q = 0; q < 4; ++q) acc[q] = load(neg + 16 * q);
-    for (int64_t k = 0; k < count; ++k) {
-        const float* gb = gt2 + static_cast<int64_t>(bits[k]) * TILE;
-        for (int q = 0; q < 4; ++q) acc[q] += load(gb + 16 * q);
+// Adam and the argmax for one entry, given its gradient (tails narrower than a tile).
+inline void apply_scalar(float acc, float* wr, float* mr, float* vr, float* best, int32_t* best_i, int32_t i,
+                         const AdamArgs& a) {
+    float grad = a.maximize ? -acc : acc;
+    float p = *wr * a.decay;
+    grad += a.coupled_decay * p;
+    const float mt = *mr + (1.0f - a.beta1) * (grad - *mr);
+    const float vt = a.beta2 * *vr + (1.0f - a.beta2) * grad * grad;
+    p -= a.step_size * mt / (std::sqrt(vt) * a.inv_bc2_sqrt + a.eps);
+    *mr = mt;
+    *vr = vt;
+    *wr = p;
+    if (p > *best || (p != p && *best == *best)) {
+        *best = p;
+        *best_i = i;
     }
-    apply_tile(acc, wr, mr, vr, best, best_i, i, a);
 }
 
 // The last, narrower tile of a panel: plain scalar code.
@@ -116,19 +121,35 @@ inline void update_tail(const float* s, const float* gt, int64_t B, int64_t widt
     for (int64_t t = 0; t < width; ++t) {
         float acc = 0.0f;
         for (int64_t b = 0; b < B; ++b) acc += s[b] * gt[b * TILE + t];
-        float grad = a.maximize ? -acc : acc;
-        float p = wr[t] * a.decay;
-        grad += a.coupled_decay * p;
-        const float mt = mr[t] + (1.0f - a.beta1) * (grad - mr[t]);
-        const float vt = a.beta2 * vr[t] + (1.0f - a.beta2) * grad * grad;
-        p -= a.step_size * mt / (std::sqrt(vt) * a.inv_bc2_sqrt + a.eps);
-        mr[t] = mt;
-        vr[t] = vt;
-        wr[t] = p;
-        if (p > best[t] || (p != p && best[t] == best[t])) {
-            best[t] = p;
-            best_i[t] = i;
+        apply_scalar(acc, wr + t, mr + t, vr + t, best + t, best_i + t, i, a);
+    }
+}
+
+// Binary inputs, rows [r0, r1) of the panel [c0, c0 + width): G[i] = 2·Σ_{b: x[b,i]=1} g[b] − Σ_b g[b].
+// Each set bit adds one contiguous slice of g (read in place, cache resident for a narrow panel) into a
+// row accumulator `acc` (width floats, in L1), then Adam and the argmax run over the accumulated row.
+void process_rows_sparse(const float* g, const float* neg, int64_t M, int64_t c0, int64_t width, int64_t r0,
+                         int64_t r1, const int32_t* bits, const int64_t* bits_ptr, float* w, float* m, float* v,
+                         const AdamArgs& a, float* best, int32_t* best_i, float* acc) {
+    const int64_t full = width / TILE;
+    for (int64_t i = r0; i < r1; ++i) {
+        std::memset(acc, 0, sizeof(float) * width);
+        for (int64_t k = bits_ptr[i]; k < bits_ptr[i + 1]; ++k) {
+            const float* gb = g + static_cast<int64_t>(bits[k]) * M + c0;
+            for (int64_t t = 0; t < width; ++t) acc[t] += gb[t];
         }
+        for (int64_t t = 0; t < width; ++t) acc[t] = 2.0f * acc[t] + neg[t];
+        const int64_t row = i * M + c0;
+        for (int64_t k = 0; k < full; ++k) {
+            const int64_t off = k * TILE;
+            vf16 tile[4];
+            for (int q = 0; q < 4; ++q) tile[q] = load(acc + off + 16 * q);
+            apply_tile(tile, w + row + off, m + row + off, v + row + off, best + off, best_i + off,
+                       static_cast<int32_t>(i), a);
+        }
+        for (int64_t t = full * TILE; t < width; ++t)
+            apply_scalar(acc[t], w + row + t, m + row + t, v + row + t, best + t, best_i + t,
+                         static_cast<int32_t>(i), a);
     }
 }
 
@@ -136,29 +157,9 @@ inline void update_tail(const float* s, const float* gt, int64_t B, int64_t widt
 // `gp`: folds these rows into the running maximum best/best_i of each column (rows must come in order).
 void process_rows(const float* st, const float* gp, int64_t I, int64_t B, int64_t M, int64_t c0, int64_t width,
                   int64_t r0, int64_t r1, float* w, float* m, float* v, const AdamArgs& a, float* best,
-                  int32_t* best_i, const int32_t* bits, const int64_t* bits_ptr, const float* gp2,
-                  const float* neg) {
+                  int32_t* best_i) {
     const int64_t tiles = (width + TILE - 1) / TILE;
     const int64_t full = width / TILE;
-    if (bits != nullptr) {
-        for (int64_t i = r0; i < r1; ++i) {
-            const int32_t* row_bits = bits + bits_ptr[i];
-            const int64_t count = bits_ptr[i + 1] - bits_ptr[i];
-            for (int64_t k = 0; k < full; ++k) {
-                const int64_t off = k * TILE;
-                const int64_t row = i * M + c0 + off;
-                update_sparse(row_bits, count, gp2 + k * tile_stride(B), neg + off, w + row, m + row, v + row,
-                              best + off, best_i + off, static_cast<int32_t>(i), a);
-            }
-            if (full < tiles) {
-                const int64_t off = full * TILE;
-                const int64_t row = i * M + c0 + off;
-                update_tail(st + i * B, gp + full * tile_stride(B), B, width - off, w + row, m + row, v + row,
-                            best + off, best_i + off, static_cast<int32_t>(i), a);
-            }
-        }
-        return;
-    }
     constexpr int R = 4;
     for (int64_t i0 = r0; i0 < r1; i0 += R) {
         const bool block = i0 + R <= r1;
@@ -199,33 +200,33 @@ extern "C" int dwn_mapping_adam_argmax(const float* st, const float* g, int64_t 
                static_cast<float>(lr / bias_correction1), static_cast<float>(1.0 / std::sqrt(bias_correction2)),
                decoupled ? 0.0f : weight_decay, decoupled ? 1.0f - lr * weight_decay : 1.0f};
     if (threads < 1) threads = 1;
-    // Panels of columns whose packed g (B x width floats) stays within about 2 MB of cache. Each panel is
-    // packed once and shared by the threads (on SMT siblings a copy per thread would halve the cache).
-    const int64_t panel = std::min(M, std::max<int64_t>(TILE, (524288 / std::max<int64_t>(B, 1)) / TILE * TILE));
+    // Panels of columns. Dense product: the panel of g is packed per tile (B x width floats, about 2 MB) and
+    // shared by the workers. Sparse product: g is read in place, so the panel is narrower (its slice of g
+    // about 512 KB, the row accumulator in L1).
+    const int64_t budget = bits != nullptr ? 131072 : 524288;
+    const int64_t panel = std::min(M, std::max<int64_t>(TILE, (budget / std::max<int64_t>(B, 1)) / TILE * TILE));
     const int64_t panel_tiles = (panel + TILE - 1) / TILE;
-    std::vector<float> gp(static_cast<size_t>(panel_tiles * tile_stride(B)));
-    std::vector<float> gp2(bits != nullptr ? gp.size() : 0), neg(bits != nullptr ? panel_tiles * TILE : 0);
+    std::vector<float> gp(bits != nullptr ? 0 : static_cast<size_t>(panel_tiles * tile_stride(B)));
+    std::vector<float> neg(bits != nullptr ? panel : 0);
+    std::vector<float> acc(static_cast<size_t>(threads * panel));
     std::vector<float> best(static_cast<size_t>(threads * M));
     std::vector<int32_t> best_i(best.size());
     for (int64_t c0 = 0; c0 < M; c0 += panel) {
         const int64_t width = std::min(panel, M - c0);
         const int64_t tiles = (width + TILE - 1) / TILE;
-        for (int64_t k = 0; k < tiles; ++k) {
-            const int64_t tw = std::min(TILE, width - k * TILE);
-            for (int64_t b = 0; b < B; ++b) {
-                float* dst = gp.data() + k * tile_stride(B) + b * TILE;
-                std::memcpy(dst, g + b * M + c0 + k * TILE, sizeof(float) * tw);
-                for (int64_t t = tw; t < TILE; ++t) dst[t] = 0.0f;
-            }
-        }
         if (bits != nullptr) {
-            for (size_t k = 0; k < gp.size(); ++k) gp2[k] = 2.0f * gp[k];
-            for (int64_t k = 0; k < tiles; ++k)
-                for (int64_t t = 0; t < TILE; ++t) {
-                    float sum = 0.0f;
-                    for (int64_t b = 0; b < B; ++b) sum += gp[k * tile_stride(B) + b * TILE + t];
-                    neg[k * TILE + t] = -sum;
+            for (int64_t t = 0; t < width; ++t) neg[t] = 0.0f;
+            for (int64_t b = 0; b < B; ++b)
+                for (int64_t t = 0; t < width; ++t) neg[t] -= g[b * M + c0 + t];
+        } else {
+            for (int64_t k = 0; k < tiles; ++k) {
+                const int64_t tw = std::min(TILE, width - k * TILE);
+                for (int64_t b = 0; b < B; ++b) {
+                    float* dst = gp.data() + k * tile_stride(B) + b * TILE;
+                    std::memcpy(dst, g + b * M + c0 + k * TILE, sizeof(float) * tw);
+                    for (int64_t t = tw; t < TILE; ++t) dst[t] = 0.0f;
                 }
+            }
         }
         // Chunks of rows shared out by dwn::run_chunks; a worker's chunks come in increasing row order, so its
         // slot of best/best_i keeps the first maximum among its rows and the merge breaks ties on the row.
@@ -236,8 +237,13 @@ extern "C" int dwn_mapping_adam_argmax(const float* st, const float* g, int64_t 
         const int64_t chunks = (I + CHUNK - 1) / CHUNK;
         dwn::run_chunks(chunks, threads, [&, c0, width](int64_t chunk, int worker) {
             const int64_t r0 = chunk * CHUNK, r1 = std::min(I, r0 + CHUNK);
-            process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, best.data() + worker * M + c0,
-                         best_i.data() + worker * M + c0, bits, bits_ptr, gp2.data(), neg.data());
+            float* wb = best.data() + worker * M + c0;
+            int32_t* wbi = best_i.data() + worker * M + c0;
+            if (bits != nullptr)
+                process_rows_sparse(g, neg.data(), M, c0, width, r0, r1, bits, bits_ptr, w, m, v, a, wb, wbi,
+                                    acc.data() + worker * panel);
+            else
+                process_rows(st, gp.data(), I, B, M, c0, width, r0, r1, w, m, v, a, wb, wbi);
         });
     }
     // merge: the larger value wins, NaN counting as the largest; ties go to the lower row (torch.argmax)

@@ -140,7 +140,7 @@ class LUTArray(VerilogComponent):
     outputs : Signal(len(rows)), out
     """
 
-    def __init__(self, module: str, in_width: int, rows, tables, *, style: str = "cell", cell: str = "dwn_lut"):
+    def __init__(self, module: str, in_width: int, rows, tables, *, style: str = "mux", cell: str = "dwn_lut"):
         if len(rows) != len(tables):
             raise DwnHwError(f"LUTArray {module}: {len(rows)} rows but {len(tables)} tables")
         if not rows:

@@ -102,7 +102,7 @@ class Popcount(wiring.Component):
     """
 
     def __init__(self, size: int, width: int, *, levels: int | None = None, every: int = 0,
-                 module: str = "dwn_pop", style: str = "cell", cell: str = "dwn_lut", max_counter: int = 6):
+                 module: str = "dwn_pop", style: str = "mux", cell: str = "dwn_lut", max_counter: int = 6):
         if size < 1:
             raise DwnHwError(f"Popcount needs at least one input bit, not {size}")
         if size >= 1 << width:

@@ -137,7 +137,7 @@ class DwnTop(wiring.Component):
         ``<name>_lut``); the top module itself is named at conversion.
     """
 
-    def __init__(self, ir: dict, inputs: str, pipeline: PipelineSpec, *, lut_style: str = "cell",
+    def __init__(self, ir: dict, inputs: str, pipeline: PipelineSpec, *, lut_style: str = "mux",
                  name: str = "dwn_top"):
         cell = f"{name}_lut"
         self.ir, self.inputs, self.spec, self.lut_style, self.cell = ir, inputs, pipeline, lut_style, cell
@@ -248,7 +248,7 @@ class DwnTop(wiring.Component):
 
 
 def build_top(ir: dict, inputs: str | None = None, pipeline="balanced", name: str = "dwn_top",
-              prefix: str = "", lut_style: str = "cell"):
+              prefix: str = "", lut_style: str = "mux"):
     """Verilog text of a whole DWN and facts about it.
 
     Parameters

@@ -42,6 +42,7 @@ class StreamWrapper(wiring.Component):
         self.latency = int(info["latency"])
         self.depth = self.latency + 2 if depth is None else int(depth)
         if self.depth < max(1, self.latency):
+            self._MustUse__silence = True  # refused, so never elaborated: no "unused" warning
             raise DwnHwError(f"stream depth {self.depth} is below the core latency {self.latency}")
         self.info, self.core = info, core
         sw = info["classes"] * info["score_width"]

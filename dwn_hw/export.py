@@ -5,6 +5,7 @@ Bundle layout (DESIGN.md, "An export bundle")::
     OUT/rtl/dwn_top.v            the core (Amaranth + generated LUT arrays), lint-clean
     OUT/rtl/dwn_stream.v         with --wrap stream: the ready/valid wrapper
     OUT/rtl/lint_waivers.vlt     the -Wall style waivers, each with its reason
+    OUT/rtl/<family>/dwn_top.v   per --board family with LUT primitives (xilinx; ice40 when n <= 4)
     OUT/dwn.ir.json              the IR the Verilog was generated from
     OUT/bundle.json              ports, latency, widths, where the expectations came from
     OUT/vectors/vectors.npz      inputs, scores, classes
@@ -72,6 +73,12 @@ def _recorded_vectors(ir: dict, ir_path: Path):
         if "inputs" not in data:
             raise DwnHwError(f"{path} has no 'inputs' array")
         return np.asarray(data["inputs"])
+
+
+def _board_family(board: str) -> str | None:
+    from dwn_hw.synth.boards import load_board
+
+    return load_board(board).family
 
 
 def model_inputs(model: str | Path) -> dict:
@@ -189,6 +196,18 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
         stream_text, stream_info = stream_verilog(info, name=STREAM_NAME, prefix=prefix)
         bundle["stream"] = stream_info
         bundle["rtl"].append("rtl/dwn_stream.v")
+    # Device flows: the same core with the family's LUT primitives (yosys maps the portable styles
+    # slowly: minutes of ABC for the MNIST shape), beside rtl/ so simulation never picks it up.
+    device_rtl = {}
+    max_n = max(int(layer["n"]) for layer in ir["layers"])
+    for board in boards:
+        family = _board_family(board)
+        style = {"xilinx": "xilinx", "ice40": "ice40" if max_n <= 4 else None}.get(family)
+        if style and style != lut_style and family not in device_rtl:
+            device_rtl[family] = build_top(ir, inputs=inputs, pipeline=pipeline, name=RTL_NAME, prefix=prefix,
+                                           lut_style=style)[0]
+    if device_rtl:
+        bundle["rtl_device"] = {family: f"rtl/{family}/dwn_top.v" for family in sorted(device_rtl)}
     resources = None
     if estimate:
         from dwn_hw.hdl.estimate import stage_estimate
@@ -200,6 +219,9 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
         (tmp / "rtl" / "dwn_top.v").write_text(text)
         if stream_text is not None:
             (tmp / "rtl" / "dwn_stream.v").write_text(stream_text)
+        for family, device_text in device_rtl.items():
+            (tmp / "rtl" / family).mkdir()
+            (tmp / "rtl" / family / "dwn_top.v").write_text(device_text)
         (tmp / "rtl" / WAIVER_FILE).write_text(WAIVERS)
         (tmp / "dwn.ir.json").write_text(dumps(ir))
         (tmp / "vectors").mkdir()

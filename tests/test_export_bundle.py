@@ -170,12 +170,20 @@ def test_export_of_an_ir_never_imports_torch(ir_file, tmp_path):
     assert out.returncode == 0, out.stderr
 
 
-def test_board_files(ir_file, tmp_path):
+def test_board_files_and_device_rtl(ir_file, tmp_path):
     boards = pytest.importorskip("dwn_hw.synth.boards")
-    name = boards.list_boards()[0] if hasattr(boards, "list_boards") else "icebreaker"
-    info = export_bundle(ir_file, tmp_path / "b", pipeline="none", boards=[name])
-    assert (tmp_path / "b" / "synth" / name).is_dir() and any((tmp_path / "b" / "synth" / name).iterdir())
-    assert f"synth/{name}/" in (tmp_path / "b" / "README.md").read_text()
+    xilinx = next(b for b in boards.list_boards() if boards.load_board(b).family == "xilinx")
+    ice40 = next(b for b in boards.list_boards() if boards.load_board(b).family == "ice40")
+    info = export_bundle(ir_file, tmp_path / "b", pipeline="none", boards=[xilinx, ice40])
+    for name in (xilinx, ice40):
+        assert (tmp_path / "b" / "synth" / name).is_dir() and any((tmp_path / "b" / "synth" / name).iterdir())
+        assert f"synth/{name}/" in (tmp_path / "b" / "README.md").read_text()
+    # the model has n = 6: LUT6 primitives for the Xilinx board, nothing for iCE40 (SB_LUT4 needs n <= 4)
+    assert info["rtl_device"] == {"xilinx": "rtl/xilinx/dwn_top.v"}
+    device = (tmp_path / "b" / "rtl" / "xilinx" / "dwn_top.v").read_text()
+    portable = (tmp_path / "b" / "rtl" / "dwn_top.v").read_text()
+    assert "LUT6 #(.INIT(" in device and "LUT6" not in portable
+    assert device.split("\n", 1)[0] == portable.split("\n", 1)[0]  # same top module header
     with pytest.raises(DwnHwError, match="nosuchboard"):
         export_bundle(ir_file, tmp_path / "c", boards=["nosuchboard"])
     assert info["top"] == "dwn_top"

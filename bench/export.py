@@ -6,7 +6,8 @@ Figures (each with its baseline measured in the same run where there is one):
 - ``mnist_build_s`` / ``mnist_export_s``: ``build_top`` / the whole ``export_bundle`` (IR file
   to bundle, vectors included) of the MNIST-shaped model (784 features x 3 bits, 8-bit inputs,
   layers (2000,6),(1000,6), k=10) -- goal <= 10 s.
-- ``big_build_s`` / ``big_peak_mb``: a random 100,000-LUT model, in a child process -- goal <= 120 s, <= 4 GB.
+- ``big_export_s`` / ``big_peak_mb``: ``export_bundle`` of a random 100,000-LUT model from its IR file,
+  in a child process -- goal <= 120 s, <= 4 GB.
 - ``synth_s[style]`` (wall) and ``synth_cpu_s[style]`` (yosys' own CPU time, what a shared machine
   does not distort): yosys ``synth_xilinx -flatten`` of the MNIST-shaped model per LUT style -- goal <= 120 s.
 - ``popcount_argmax_luts`` vs ``baseline_popcount_argmax_luts``: LUTs of the popcount + argmax (on a
@@ -71,13 +72,25 @@ endmodule
 
 
 def big_child() -> None:
+    """The 100,000-LUT model, IR file to bundle (``export_bundle``), in a process of its own so
+    that its peak memory is its own."""
+    from dwn_hw.export import export_bundle
+    from dwn_hw.ir import save
+
     start = time.perf_counter()
     ir = random_ir(1, **BIG)
     made = time.perf_counter()
-    text, info = build_top(ir, pipeline="balanced")
+    with tempfile.TemporaryDirectory() as tmp:
+        save(ir, Path(tmp) / "big.json")
+        del ir
+        saved = time.perf_counter()
+        bundle = export_bundle(Path(tmp) / "big.json", Path(tmp) / "bundle", pipeline="balanced")
+        done = time.perf_counter()
+        size = (Path(tmp) / "bundle" / "rtl" / "dwn_top.v").stat().st_size
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"ir_s": round(made - start, 1), "build_s": round(time.perf_counter() - made, 1),
-                      "peak_mb": round(peak), "bytes": len(text)}))
+    print(json.dumps({"ir_s": round(made - start, 1), "save_s": round(saved - made, 1),
+                      "export_s": round(done - saved, 1), "peak_mb": round(peak), "verilog_bytes": size,
+                      "latency": bundle["latency"]}))
 
 
 def main() -> None:
@@ -111,8 +124,8 @@ def main() -> None:
         child = subprocess.run([sys.executable, __file__, "--big-child"], capture_output=True, text=True)
         big = json.loads(child.stdout.strip().splitlines()[-1]) if child.returncode == 0 else {"error": child.stderr[-500:]}
         out["big_model"] = dict(BIG, luts=sum(n for n, _ in BIG["layers"]))
-        out["big_build_s"], out["big_peak_mb"] = big.get("build_s"), big.get("peak_mb")
-        out["big_goal"] = {"build_s": 120, "peak_mb": 4096}
+        out["big_export_s"], out["big_peak_mb"] = big.get("export_s"), big.get("peak_mb")
+        out["big_goal"] = {"export_s": 120, "peak_mb": 4096}
 
     if not args.skip_synth:
         with tempfile.TemporaryDirectory() as tmp:

@@ -156,3 +156,13 @@ def test_verify_bad_bundles(bundle, tmp_path, breaker, needle):
     done = subprocess.run(DWN + ["verify", str(b)], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and needle in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_digits_shaped_model_is_proven_and_read_back(tmp_path):
+    """The size of the default digits model (64 features x 3 bits, 500 LUTs n=4, 10 classes of 50)."""
+    ir = I.random_ir(11, features=64, bits_per_feature=3, input_bits=5, layers=[(500, 4)], k=10)
+    path, info = design(tmp_path, ir, "features", "balanced", "gen")
+    assert lut_readback(ir, [path], info["top"], tmp_path / "luts")["problems"] == []
+    result = prove(ir, [path], info["top"], "features", info["latency"], tmp_path / "proof")
+    assert result["proven"] and result["method"].startswith("split"), result

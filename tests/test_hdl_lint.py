@@ -15,6 +15,8 @@ SHAPES = [
     dict(features=8, bits_per_feature=2, input_bits=2, layers=[(25, 6), (33, 5)], k=10, mixed_n=True),
     dict(features=10, bits_per_feature=1, input_bits=1, layers=[(12, 2)], k=12, encoder=False),
     dict(features=2, bits_per_feature=8, input_bits=8, signed=True, layers=[(64, 6), (130, 3)], k=13),
+    # groups of 5, 5 and 3 bits: the short group's count has a high bit that is always 0
+    dict(features=3, bits_per_feature=2, input_bits=4, layers=[(6, 3), (13, 2)], k=3),
 ]
 PRESETS = ["none", "balanced", "max"]
 

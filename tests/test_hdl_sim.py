@@ -161,3 +161,21 @@ endmodule
             assert c == wc, (d, info["latency"], c, wc)
             assert cls == wcls, (d, c)
             assert [(sc >> (k * W)) & ((1 << W) - 1) for k in range(K)] == list(wsc), (d, c)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_shapes_match_the_ir_evaluator(tmp_path, seed):
+    import random
+
+    rng = random.Random(seed)
+    cases = []
+    for d in range(8):
+        layers = [(rng.randint(2, 40), rng.randint(1, 6)) for _ in range(rng.randint(1, 3))]
+        kw = dict(features=rng.randint(1, 6), bits_per_feature=rng.randint(1, 4), input_bits=rng.randint(2, 6),
+                  signed=rng.random() < 0.5, layers=layers, k=rng.randint(1, min(12, layers[-1][0])),
+                  permute=rng.random() < 0.5, mixed_n=rng.random() < 0.5, encoder=rng.random() < 0.8)
+        inputs = rng.choice(["features", "bits"]) if kw["encoder"] else "bits"
+        cases.append((100 + d, kw, inputs, rng.choice(["none", "balanced", "max", "pop=1", "arg=1", "enc,pop=2,arg=3"]),
+                      rng.choice(["mux", "cell", "expr", "xilinx"])))
+    _check(tmp_path, cases)

@@ -78,13 +78,15 @@ def test_every_sample_comes_out_once_in_order_under_random_stalls(latency, p_in,
 def test_full_throughput_when_the_consumer_is_always_ready():
     latency = 4
     dut = StreamWrapper(info(latency), core=FakeCore(latency))
-    accepted = []
+    accepted, first_out = [], []
 
     async def bench(ctx):
         ctx.set(dut.m_ready, 1)
         ctx.set(dut.s_valid, 1)
-        for _ in range(50):
+        for cycle in range(50):
             accepted.append(ctx.get(dut.s_ready))
+            if ctx.get(dut.m_valid) and not first_out:
+                first_out.append(cycle)
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -92,6 +94,7 @@ def test_full_throughput_when_the_consumer_is_always_ready():
     sim.add_testbench(bench)
     sim.run()
     assert all(accepted)
+    assert first_out == [latency + 1]  # the stream latency stream_verilog reports
 
 
 def test_depth_below_latency_is_refused():

@@ -105,12 +105,14 @@ class StreamWrapper(wiring.Component):
 def stream_verilog(info: dict, name: str = "dwn_stream", prefix: str = "", depth: int | None = None):
     """Verilog of the wrapper around the top ``info["top"]`` (which it instantiates by name).
 
-    Returns ``(text, stream_info)`` with ``top``, ``depth`` and the ports.
+    Returns ``(text, stream_info)`` with ``top``, ``depth``, ``core``, ``latency`` (clocks from an
+    ``s_*`` transfer to ``m_valid`` when nothing stalls: the core's plus one) and the ports.
     """
     from dwn_hw.hdl.top import _to_verilog
 
     ident = prefix + name
     wrapper = StreamWrapper(info, depth=depth)
     text = _to_verilog(wrapper, ident)
-    return text, {"top": ident, "depth": wrapper.depth, "core": info["top"],
+    # A result reaches m_valid one clock after the core's out_valid (it passes the FIFO).
+    return text, {"top": ident, "depth": wrapper.depth, "core": info["top"], "latency": wrapper.latency + 1,
                   "ports": ["clk", "rst", "s_valid", "s_ready", "s_data", "m_valid", "m_ready", "m_class", "m_scores"]}

@@ -5,7 +5,7 @@ Bundle layout (DESIGN.md, "An export bundle")::
     OUT/rtl/dwn_top.v            the core (Amaranth + generated LUT arrays), lint-clean
     OUT/rtl/dwn_stream.v         with --wrap stream: the ready/valid wrapper
     OUT/rtl/lint_waivers.vlt     the -Wall style waivers, each with its reason
-    OUT/rtl/<family>/dwn_top.v   per --board family with LUT primitives (xilinx; ice40 when n <= 4)
+    OUT/rtl/<family>/dwn_top.v   per --board family with LUT primitives (xilinx, ice40, ecp5)
     OUT/dwn.ir.json              the IR the Verilog was generated from
     OUT/bundle.json              ports, latency, widths, where the expectations came from
     OUT/vectors/vectors.npz      inputs, scores, classes
@@ -199,10 +199,11 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
     # Device flows: the same core with the family's LUT primitives (yosys maps the portable styles
     # slowly: minutes of ABC for the MNIST shape), beside rtl/ so simulation never picks it up.
     device_rtl = {}
-    max_n = max(int(layer["n"]) for layer in ir["layers"])
+    from dwn_hw.hdl.lut import DEVICE_STYLES
+
     for board in boards:
         family = _board_family(board)
-        style = {"xilinx": "xilinx", "ice40": "ice40" if max_n <= 4 else None}.get(family)
+        style = DEVICE_STYLES.get(family)
         if style and style != lut_style and family not in device_rtl:
             device_rtl[family] = build_top(ir, inputs=inputs, pipeline=pipeline, name=RTL_NAME, prefix=prefix,
                                            lut_style=style)[0]
@@ -261,8 +262,8 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
 @click.option("--wrap", type=click.Choice(list(WRAPS)), default="none", show_default=True,
               help="stream: add a ready/valid wrapper with a skid buffer (rtl/dwn_stream.v).")
 @click.option("--prefix", default="", help="Prefix for every module name (several tops in one build).")
-@click.option("--lut-style", type=click.Choice(["mux", "cell", "expr", "xilinx", "ice40"]), default="mux",
-              show_default=True, help="How a LUT is written; xilinx/ice40 emit device primitives (no plain simulation).")
+@click.option("--lut-style", type=click.Choice(["mux", "cell", "expr", "xilinx", "ice40", "ecp5"]), default="mux",
+              show_default=True, help="How a LUT is written; xilinx/ice40/ecp5 emit device primitives (no plain simulation).")
 @click.option("--estimate/--no-estimate", default=False, show_default=True,
               help="Run yosys synth_xilinx for a per-stage LUT/FF table in the README (slow for big models).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")

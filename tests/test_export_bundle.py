@@ -178,8 +178,8 @@ def test_board_files_and_device_rtl(ir_file, tmp_path):
     for name in (xilinx, ice40):
         assert (tmp_path / "b" / "synth" / name).is_dir() and any((tmp_path / "b" / "synth" / name).iterdir())
         assert f"synth/{name}/" in (tmp_path / "b" / "README.md").read_text()
-    # the model has n = 6: LUT6 primitives for the Xilinx board, nothing for iCE40 (SB_LUT4 needs n <= 4)
-    assert info["rtl_device"] == {"xilinx": "rtl/xilinx/dwn_top.v"}
+    # the model has n = 6: LUT6 primitives for the Xilinx board, SB_LUT4 trees for iCE40
+    assert info["rtl_device"] == {"ice40": "rtl/ice40/dwn_top.v", "xilinx": "rtl/xilinx/dwn_top.v"}
     device = (tmp_path / "b" / "rtl" / "xilinx" / "dwn_top.v").read_text()
     portable = (tmp_path / "b" / "rtl" / "dwn_top.v").read_text()
     assert "LUT6 #(.INIT(" in device and "LUT6" not in portable

@@ -70,8 +70,6 @@ def test_errors_name_the_bad_value():
         build_top(IR, name="1bad")
     with pytest.raises(DwnHwError, match="'fancy'"):
         build_top(IR, lut_style="fancy")
-    with pytest.raises(DwnHwError, match="n = 6"):
-        build_top(IR, lut_style="ice40")
     raw = random_ir(1, layers=[(8, 3)], k=2, encoder=False)
     with pytest.raises(DwnHwError, match="features"):
         build_top(raw, inputs="features")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from amaranth.lib.wiring import In, Out
 
 from dwn_hw.errors import DwnHwError
-from dwn_hw.hdl.lut import lut_verilog
+from dwn_hw.hdl.lut import DEVICE_STYLES, lut_verilog, native_fanin
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
 from dwn_hw.ir import grid_range
 
@@ -56,7 +56,7 @@ class ThermometerEncoder(VerilogComponent):
     module : str
         Verilog module name.
     style, cell : str
-        LUT style (:mod:`dwn_hw.hdl.lut`). With a device style (``xilinx``, ``ice40``) each
+        LUT style (:mod:`dwn_hw.hdl.lut`). With a device style (``xilinx``, ``ice40``, ``ecp5``) each
         comparator is a chain of LUT primitives (:func:`compare_chain`), so synthesis has no
         comparator to map; otherwise it is a Verilog ``>``.
 
@@ -94,7 +94,7 @@ class ThermometerEncoder(VerilogComponent):
                 continue
             if (f, t) not in shared:
                 name = f"f{f}_gt_{'m' if t < 0 else ''}{abs(t)}"
-                if self._style in ("xilinx", "ice40"):
+                if self._style in DEVICE_STYLES:
                     decls.append(self._chain(name, f, t))
                 else:
                     q = f"in_data[{f * B + B - 1}:{f * B}]"
@@ -108,7 +108,7 @@ class ThermometerEncoder(VerilogComponent):
 
     def _chain(self, name: str, f: int, t: int) -> str:
         B = self._B
-        chain = compare_chain(B, self._signed, t, self._qmin, 4 if self._style == "ice40" else 6)
+        chain = compare_chain(B, self._signed, t, self._qmin, native_fanin(self._style))
         lines, prev = [], None
         for c, (positions, carry, table) in enumerate(chain):
             out = name if c == len(chain) - 1 else f"{name}_c{c}"

@@ -19,8 +19,16 @@ measures it; docs/hardware.md has the figures):
     Xilinx ``LUT1``..``LUT6`` primitives (yosys ``synth_xilinx`` or Vivado; simulate with the
     vendor's unisim models).
 ``ice40``
-    iCE40 ``SB_LUT4`` primitives (fan-in ≤ 4; yosys ``synth_ice40``; simulate with yosys'
-    ``ice40/cells_sim.v``).
+    iCE40 ``SB_LUT4`` primitives (yosys ``synth_ice40``; simulate with yosys'
+    ``ice40/cells_sim.v``). A 5-input LUT is two ``SB_LUT4`` and a third one as a 2:1 mux,
+    a 6-input LUT two of those and a mux (7 ``SB_LUT4``).
+``ecp5``
+    ECP5 ``LUT4`` primitives; a 5-input LUT is two ``LUT4`` into a ``PFUMX``, a 6-input LUT two
+    of those into an ``L6MUX21`` (the slice structure yosys' own ``synth_ecp5`` maps to, which
+    nextpnr packs into one slice pair). Simulate with yosys' ``ecp5/cells_sim.v``.
+
+The device styles leave yosys nothing to map in the LUT layers, the counters and (through
+:func:`compare_chain <dwn_hw.hdl.encoder.compare_chain>`) the encoder's comparators.
 """
 from __future__ import annotations
 
@@ -29,9 +37,18 @@ from amaranth.lib.wiring import In, Out
 from dwn_hw.errors import DwnHwError
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
 
-LUT_STYLES = ("mux", "cell", "expr", "xilinx", "ice40")
+LUT_STYLES = ("mux", "cell", "expr", "xilinx", "ice40", "ecp5")
 # Styles whose Verilog simulates with nothing but the emitted file (Verilator, cocotb).
 SIMULATABLE_STYLES = ("mux", "cell", "expr")
+# Styles made of a device family's primitives, keyed by the family whose flows read them.
+DEVICE_STYLES = {"xilinx": "xilinx", "ice40": "ice40", "ecp5": "ecp5"}
+# Largest LUT each style writes as one primitive: encoder chains and popcount counters are cut to it.
+NATIVE_FANIN = {"ice40": 4, "ecp5": 4}
+
+
+def native_fanin(style: str) -> int:
+    """Inputs of the style's native LUT (4 for ``SB_LUT4``/``LUT4``, else 6)."""
+    return NATIVE_FANIN.get(style, 6)
 
 
 def cell_verilog(name: str) -> str:
@@ -53,8 +70,8 @@ def cell_verilog(name: str) -> str:
 def check_style(style: str, max_fanin: int) -> str:
     if style not in LUT_STYLES:
         raise DwnHwError(f"unknown LUT style {style!r}; expected one of {', '.join(LUT_STYLES)}")
-    if style == "ice40" and max_fanin > 4:
-        raise DwnHwError(f"LUT style 'ice40' (SB_LUT4) needs fan-in <= 4, but this model has LUTs with n = {max_fanin}")
+    if max_fanin > 6:
+        raise DwnHwError(f"LUT style {style!r} supports fan-in <= 6, but this model has LUTs with n = {max_fanin}")
     return style
 
 
@@ -98,14 +115,63 @@ def lut_verilog(name: str, out: str, inputs: list, table: int, style: str, cell:
     if style == "xilinx":
         pins = "".join(f", .I{l}({w})" for l, w in enumerate(inputs))
         return f"    LUT{n} #(.INIT({init})) {name} (.O({out}){pins});\n"
-    if style == "ice40":
-        # Unused SB_LUT4 inputs are tied low; repeating the table makes them don't-cares anyway.
-        rep = 0
-        for k in range(16 // size):
-            rep |= table << (k * size)
-        pins = "".join(f", .I{l}({w})" for l, w in enumerate(list(inputs) + ["1'b0"] * (4 - n)))
-        return f"    SB_LUT4 #(.LUT_INIT(16'h{rep:04x})) {name} (.O({out}){pins});\n"
+    if style in ("ice40", "ecp5"):
+        return _lut4_tree(name, out, list(inputs), table, style)
     raise DwnHwError(f"unknown LUT style {style!r}")  # pragma: no cover - check_style guards this
+
+
+def _lut4(name: str, out: str, inputs: list, table: int, style: str) -> str:
+    """One 4-input primitive of ``inputs`` (≤ 4; slot 0 = LSB of the address)."""
+    n = len(inputs)
+    # Unused inputs are tied low; repeating the table makes them don't-cares anyway.
+    rep = 0
+    for k in range(16 >> n):
+        rep |= table << (k << n)
+    pins = list(inputs) + ["1'b0"] * (4 - n)
+    if style == "ice40":
+        conns = "".join(f", .I{l}({w})" for l, w in enumerate(pins))
+        return f"    SB_LUT4 #(.LUT_INIT(16'h{rep:04x})) {name} (.O({out}){conns});\n"
+    # ECP5 LUT4: Z = INIT[{D, C, B, A}].
+    conns = "".join(f", .{p}({w})" for p, w in zip("ABCD", pins))
+    return f"    LUT4 #(.INIT(16'h{rep:04x})) {name} ({conns[2:]}, .Z({out}));\n"
+
+
+# An SB_LUT4 used as a 2:1 mux: O = I2 ? I1 : I0 (I3 unused).
+_ICE40_MUX = sum(1 << a for a in range(8) if (a >> ((a >> 2) & 1)) & 1)
+
+
+def _mux2(name: str, out: str, lo: str, hi: str, sel: str, style: str, level: int) -> str:
+    """``out = sel ? hi : lo``: PFUMX / L6MUX21 on ECP5 (by ``level``), an SB_LUT4 on iCE40."""
+    if style == "ice40":
+        return _lut4(name, out, [lo, hi, sel], _ICE40_MUX, style)
+    if level == 5:
+        return f"    PFUMX {name} (.ALUT({hi}), .BLUT({lo}), .C0({sel}), .Z({out}));\n"
+    return f"    L6MUX21 {name} (.D0({lo}), .D1({hi}), .SD({sel}), .Z({out}));\n"
+
+
+def _lut4_tree(name: str, out: str, inputs: list, table: int, style: str) -> str:
+    """A LUT of up to 6 inputs from 4-input primitives: Shannon expansion on the top bits.
+
+    Internal wires are ``<name>_t<i>`` (the LUT4s, by the value of the top address bits) and
+    ``<name>_m<i>`` (the 5-input halves of a 6-input LUT).
+    """
+    n = len(inputs)
+    if n <= 4:
+        return _lut4(name, out, inputs, table, style)
+    parts = 1 << (n - 4)
+    mask = (1 << 16) - 1
+    lines = [f"    wire " + ", ".join(f"{name}_t{i}" for i in range(parts)) + ";\n"]
+    lines += [_lut4(f"{name}_l{i}", f"{name}_t{i}", inputs[:4], (table >> (16 * i)) & mask, style)
+              for i in range(parts)]
+    if n == 5:
+        lines.append(_mux2(f"{name}_x", out, f"{name}_t0", f"{name}_t1", inputs[4], style, 5))
+        return "".join(lines)
+    lines.append(f"    wire {name}_m0, {name}_m1;\n")
+    for h in range(2):
+        lines.append(_mux2(f"{name}_x{h}", f"{name}_m{h}", f"{name}_t{2 * h}", f"{name}_t{2 * h + 1}", inputs[4],
+                           style, 5))
+    lines.append(_mux2(f"{name}_x", out, f"{name}_m0", f"{name}_m1", inputs[5], style, 6))
+    return "".join(lines)
 
 
 def _lut_line(j: int, row, table: int, style: str, cell: str) -> str:

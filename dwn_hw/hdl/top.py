@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from dwn_hw.errors import DwnHwError
 from dwn_hw.hdl.argmax import Argmax
 from dwn_hw.hdl.encoder import ThermometerEncoder
-from dwn_hw.hdl.lut import LUTArray, cell_verilog, check_style
+from dwn_hw.hdl.lut import LUTArray, cell_verilog, check_style, native_fanin
 from dwn_hw.hdl.pipeline import PipelineSpec, parse_pipeline
 from dwn_hw.hdl.popcount import Popcount, popcount_levels
 from dwn_hw.ir import class_width, input_width, num_input_bits, score_width
@@ -146,7 +146,7 @@ class DwnTop(wiring.Component):
         self.score_width = score_width(ir)
         self.class_width = class_width(ir)
         self.in_width = input_width(ir, inputs)
-        self.max_counter = 4 if lut_style == "ice40" else 6
+        self.max_counter = native_fanin(lut_style)
         sizes = [len(grp) for grp in self.plan.groups]
         self.pop_levels = max(popcount_levels(s, self.score_width, self.max_counter) for s in sizes if s)
         pop_regs = self.pop_levels // pipeline.popcount if pipeline.popcount else 0

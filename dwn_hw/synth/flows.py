@@ -70,6 +70,46 @@ endmodule
 """
 
 
+def device_core(bundle_dir: Path, bundle: dict, family: str, build: Path) -> tuple[list[Path], str]:
+    """The core's Verilog for a family's flow, and where it came from.
+
+    Yosys maps the portable ``mux`` LUTs with ABC (about 14 minutes for the MNIST shape on ECP5);
+    the family's LUT primitives leave it nothing to map in the LUT layers, counters and encoder.
+    In order: the bundle's own ``rtl_device`` file for the family, the bundle's ``rtl/`` when it
+    was exported in that style already, the core regenerated from the bundle's ``dwn.ir.json``
+    with the family's style (cached in ``build/``), and last the portable ``rtl/``.
+    """
+    from dwn_hw.hdl.lut import DEVICE_STYLES
+
+    style = DEVICE_STYLES.get(family)
+    listed = (bundle.get("rtl_device") or {}).get(family)
+    if listed and (bundle_dir / listed).is_file():
+        return [bundle_dir / listed], f"bundle {listed} ({style} primitives)"
+    if style is None or bundle.get("lut_style") == style:
+        return core_sources(bundle_dir), f"bundle rtl/ ({bundle.get('lut_style', 'mux')} LUTs)"
+    ir_path = bundle_dir / "dwn.ir.json"
+    if not ir_path.is_file() or "pipeline" not in bundle or "inputs" not in bundle:
+        return core_sources(bundle_dir), f"bundle rtl/ ({bundle.get('lut_style', 'mux')} LUTs; no dwn.ir.json)"
+    out = build / f"core_{style}.v"
+    key = build / f"core_{style}.key"
+    stamp = json.dumps([ir_path.stat().st_mtime_ns, ir_path.stat().st_size, bundle["top"], bundle["inputs"],
+                        bundle["pipeline"], bundle["latency"]])
+    if not (out.is_file() and key.is_file() and key.read_text() == stamp):
+        from dwn_hw import ir as irmod
+        from dwn_hw.hdl import build_top
+
+        # name = the bundle's whole top (prefix included): every module name comes out as in rtl/.
+        text, info = build_top(irmod.load(ir_path), inputs=bundle["inputs"], pipeline=bundle["pipeline"],
+                               name=bundle["top"], lut_style=style)
+        for field in ("latency", "in_width", "classes", "score_width"):
+            if int(info[field]) != int(bundle[field]):
+                raise DwnHwError(f"{ir_path} does not match {bundle_dir / 'bundle.json'}: the regenerated core has "
+                                 f"{field} {info[field]}, the bundle {bundle[field]} (export the bundle again)")
+        atomic_write_text(out, text)
+        atomic_write_text(key, stamp)
+    return [out], f"generated from dwn.ir.json ({style} primitives)"
+
+
 def _yosys(tc: Toolchain, family: str, sources: list[Path], top: str, build: Path, tag: str, quiet: bool,
            json_out: bool, core_net: Path | None = None, bundle: dict | None = None) -> tuple[dict, float]:
     """Synthesize ``top``; with ``core_net``, the core is not synthesized again.
@@ -196,17 +236,17 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     out = ensure_board_files(bundle_dir, board, bundle, baud)
     build = out / "build"
     build.mkdir(parents=True, exist_ok=True)
-    rtl = core_sources(bundle_dir)
     fam = board.family
+    rtl, rtl_source = device_core(bundle_dir, bundle, fam, build)
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     times: dict[str, float] = {}
-    say(f"synth {bundle_dir.name} for {board.title}")
+    say(f"synth {bundle_dir.name} for {board.title}; core: {rtl_source}")
 
     core_stat, times["yosys_core"] = _yosys(tc, fam, rtl, bundle["top"], build, "core", quiet, True)
     core_net = _top_only(build / "core.json", bundle["top"])
     core = cell_counts(core_stat, fam)
     core_fits, core_over = fits(core, board)
-    core.update(top=bundle["top"], latency_cycles=int(bundle["latency"]), fits=core_fits,
+    core.update(top=bundle["top"], rtl=rtl_source, latency_cycles=int(bundle["latency"]), fits=core_fits,
                 utilisation=utilisation(core, board), fmax_mhz=None, fmax_source=None)
     report = {"board": board.name, "title": board.title, "part": board.part, "family": fam, "flow": board.flow,
               "toolchain": toolchain, "seed": seed, "bundle": str(bundle_dir), "latency_cycles": int(bundle["latency"]),

@@ -57,7 +57,7 @@ REFERENCES = [
     dict(source="DWN paper, small model", accuracy=0.971, luts=692,
          tool="Vivado", part="xcvu9p (Virtex UltraScale+)", fmax=None, note="core without encoder"),
     dict(source="dwn2rtl", accuracy=0.9776, luts=3464, tool="Vivado", part="Artix-7 35T", fmax=103.8,
-         note="as published"),
+         note="as reported by dwn2rtl"),
 ]
 
 
@@ -110,6 +110,45 @@ def train(name: str, recipe: dict, work: Path, threads: int) -> dict | None:
     if metrics.exists() and pt.exists():
         log(f"[{name}] train: done before ({metrics.relative_to(work.parent)})")
         return read_json(metrics)
+    with TrainLock(work / f"{name}.train.lock"):
+        _train(name, recipe, pt, metrics, threads)
+    return read_json(metrics)
+
+
+class TrainLock:
+    """One training per checkpoint: a second run writing the same file would corrupt both."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pid = self.path.read_text().strip()
+            if pid.isdigit() and _alive(int(pid)):
+                raise SystemExit(f"mnist: {self.path} says process {pid} is training this model; wait for it "
+                                 "or stop it first") from None
+            self.path.unlink()  # left by a run that died
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+
+    def __exit__(self, *exc):
+        self.path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _train(name: str, recipe: dict, pt: Path, metrics: Path, threads: int) -> None:
     if pt.exists():
         # options are recorded in the checkpoint: a resumed run takes none but the output
         run(dwn_hw("train", "--dataset", "mnist", "-o", str(pt), "--resume", "--metrics-json", str(metrics),
@@ -121,7 +160,6 @@ def train(name: str, recipe: dict, work: Path, threads: int) -> dict | None:
                    "--epochs", str(r["epochs"]), "--batch-size", str(r["batch_size"]), "--lr", str(r["lr"]),
                    "--lr-step", str(r["lr_step"]), "--gamma", str(r["gamma"]), "--seed", str(r["seed"]),
                    "--threads", str(threads), "-o", str(pt), "--metrics-json", str(metrics)))
-    return read_json(metrics)
 
 
 def test_set_npz(work: Path) -> Path:
@@ -162,9 +200,13 @@ def eval_ir(ir_path: Path) -> dict:
 
 def export(name: str, ir_path: Path, work: Path, boards: list[str]) -> Path:
     bundle = work / f"{name}_bundle"
-    if (bundle / "bundle.json").exists() and all((bundle / "synth" / b).is_dir() for b in boards):
-        log(f"[{name}] export: done before ({bundle.relative_to(work.parent)})")
-        return bundle
+    if (bundle / "bundle.json").exists():
+        # `dwn-hw synth` writes a missing board's files itself; only the Xilinx primitive core
+        # (bundle.json rtl_device) must come from the export
+        device = json.loads((bundle / "bundle.json").read_text()).get("rtl_device") or {}
+        if "arty_a7" not in boards or "xilinx" in device:
+            log(f"[{name}] export: done before ({bundle.relative_to(work.parent)})")
+            return bundle
     # --estimate: a per-stage yosys synth_xilinx table (encoder, LUT layers, popcount, argmax), which
     # gives the core without its encoder, the figure the DWN paper reports
     args = ["export", str(export_ir(name, ir_path, work)), "--target", "verilog", "--inputs", "features",
@@ -262,32 +304,33 @@ def _num(v, unit="") -> str:
 
 
 def table_md(rows: list[dict]) -> str:
-    lines = ["| model | DWN LUTs | test accuracy | tool, part | LUTs | FFs | Fmax | latency | source |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | DWN LUTs | test accuracy | tool, part | LUTs | FFs | Fmax | latency | throughput | source |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = _pct(r["accuracy_ir"])
         exact = r["sim"]
         live = "" if r["luts_ir"] == r["luts_dwn"] else f" ({r['luts_ir']:,} read)"
         for board, s in sorted(r["synth"].items()):
-            unit = "LUT6-mapped LUTs" if s["family"] == "xilinx" else "LUT4"
+            unit = "LUT1-6" if s["family"] == "xilinx" else "LUT4"
             tool = ("yosys estimate (synth_xilinx)" if s["family"] == "xilinx"
                     else "yosys + nextpnr (place-and-route)")
             fmax = f"{s['core_fmax_mhz']:.1f} MHz" if s["core_fmax_mhz"] else "– (no timing from yosys)"
+            tput = f"{s['core_fmax_mhz']:.1f} M samples/s" if s["core_fmax_mhz"] else "1 sample per clock"
             lat = f"{r['latency_cycles']} cycles" + (f" = {s['latency_ns']} ns" if s["latency_ns"] else "")
             fits = "" if s["fits"] else " (does not fit)"
             lines.append(f"| {r['name']} (this work) | {r['luts_dwn']:,}{live} | {acc} | {tool}, {s['part']} | "
-                         f"{s['core_luts']:,} {unit}{fits} | {s['core_ffs']:,} | {fmax} | {lat} | "
+                         f"{s['core_luts']:,} {unit}{fits} | {s['core_ffs']:,} | {fmax} | {lat} | {tput} | "
                          f"measured here; sim bit-exact {exact['matched']:,}/{exact['n']:,} |")
         if r.get("luts_without_encoder_xilinx") is not None:
             enc = r["stages_xilinx"].get("encoder", {}).get("luts", 0)
             lines.append(f"| {r['name']} (this work), core without encoder | {r['luts_dwn']:,}{live} | {acc} | "
                          f"yosys estimate per stage (synth_xilinx, hierarchy kept), 7-series LUT6 | "
-                         f"{r['luts_without_encoder_xilinx']:,} (+ {enc:,} encoder) | – | – | – | "
+                         f"{r['luts_without_encoder_xilinx']:,} (+ {enc:,} encoder) | – | – | – | – | "
                          f"measured here; compare with the paper's figures |")
     for ref in REFERENCES:
         fmax = f"{ref['fmax']} MHz" if ref["fmax"] else "–"
         lines.append(f"| {ref['source']} | – | {_pct(ref['accuracy'])} | {ref['tool']}, {ref['part']} | "
-                     f"{ref['luts']:,} | – | {fmax} | – | published ({ref['note']}) |")
+                     f"{ref['luts']:,} | – | {fmax} | – | – | published ({ref['note']}) |")
     return "\n".join(lines)
 
 
@@ -300,7 +343,7 @@ def stages_md(rows: list[dict]) -> str:
 
 
 def training_md(rows: list[dict], threads: int) -> str:
-    lines = ["| model | layers | n | tau | epochs | batch | lr schedule | training wall time | threads |",
+    lines = ["| model | layers | n | tau | epochs | batch | lr schedule | training time (sum of epochs) | threads |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rc, t = r["recipe"], r.get("train") or {}

@@ -59,8 +59,7 @@ def test_every_fanin_matches_its_truth_table(tmp_path, style):
         for _ in range(4):
             rows.append(rng.sample(range(8), n))
             tables.append(rng.getrandbits(1 << n))
-    array = LUTArray("arr", 8, rows, tables, style=style)
-    text = array.verilog()
+    text = LUTArray("arr", 8, rows, tables, style=style).verilog()
     assert PRIMITIVE[style] in text and "?" not in text  # primitives only, no behavioural logic
     if style == "ecp5":
         assert "PFUMX " in text and "L6MUX21 " in text
@@ -100,15 +99,10 @@ CASES = [  # (seed, shape, inputs, style)
 ]
 
 
-@pytest.mark.parametrize("seed,shape,inputs,style", CASES)
-def test_device_tops_are_equivalent_to_the_portable_one(tmp_path, seed, shape, inputs, style):
-    ir = random_ir(seed, **shape)
+def _prove_equivalent(tmp_path, ir, inputs, style):
     gold, gold_info = build_top(ir, inputs=inputs, pipeline="none", prefix="gold_")
     gate, gate_info = build_top(ir, inputs=inputs, pipeline="none", prefix="gate_", lut_style=style)
     assert gate_info["latency"] == gold_info["latency"] and gate_info["in_width"] == gold_info["in_width"]
-    if style != "xilinx":
-        fanins = {len(r) for rows, _ in plan(ir, inputs).layers for r in rows}
-        assert fanins & {5, 6}, fanins  # the 4-input trees are exercised
     (tmp_path / "gold.v").write_text(gold)
     (tmp_path / "gate.v").write_text(gate)
     script = [
@@ -120,6 +114,31 @@ def test_device_tops_are_equivalent_to_the_portable_one(tmp_path, seed, shape, i
     ]
     run = _yosys(tmp_path, "\n".join(script) + "\n", style)
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+
+
+@pytest.mark.parametrize("seed,shape,inputs,style", CASES)
+def test_device_tops_are_equivalent_to_the_portable_one(tmp_path, seed, shape, inputs, style):
+    ir = random_ir(seed, **shape)
+    if style != "xilinx":
+        fanins = {len(r) for rows, _ in plan(ir, inputs).layers for r in rows}
+        assert fanins & {5, 6}, fanins  # the 4-input trees are exercised
+    _prove_equivalent(tmp_path, ir, inputs, style)
+
+
+def test_constant_encoder_bits_are_folded_into_the_tables(tmp_path):
+    """Thresholds off the grid make constant encoder bits (and constant LUTs after them); the plan
+    folds them into the tables, so no primitive sees a constant input (yosys would fold an ECP5
+    PFUMX with a constant select and leave an L6MUX21 nextpnr cannot pack), and nothing changes."""
+    ir = random_ir(9, features=4, bits_per_feature=3, input_bits=4, layers=[(24, 6), (12, 6)], k=2)
+    thresholds = ir["encoder"]["thresholds"]
+    for f in range(4):
+        thresholds[f][0], thresholds[f][2] = -1, 15  # below the grid: always 1; at its top: always 0
+    p = plan(ir, "features")
+    assert all(0 <= t < 15 for _, t in p.sources), p.sources
+    assert all(row for rows, _ in p.layers for row in rows)  # no constant LUT is left in a layer
+    gate, _ = build_top(ir, pipeline="none", lut_style="ecp5")
+    assert "L6MUX21 " in gate  # 6-input trees are in the proof
+    _prove_equivalent(tmp_path, ir, "features", "ecp5")
 
 
 def test_the_miter_catches_a_swapped_mux(tmp_path):

@@ -81,10 +81,48 @@ def reduce_layer(rows, tables):
     return rows, tabs
 
 
+def fold_constants(rows, tables, const: dict):
+    """Substitute known constant inputs (index -> 0/1) into the tables and drop those slots.
+
+    Returns new (rows, tables as hex strings). Why: an encoder bit whose threshold lies outside
+    the grid is a constant, and a LUT whose table is constant drives one; a device primitive fed
+    a constant select (an ECP5 ``PFUMX``) is folded away by yosys, which leaves the ``L6MUX21``
+    after it with an input nextpnr cannot pack.
+    """
+    rows, out = [list(r) for r in rows], list(tables)
+    for j, row in enumerate(rows):
+        if not any(i in const for i in row):
+            continue
+        table = int(out[j], 16)
+        for slot in reversed(range(len(row))):
+            if row[slot] in const:
+                m, v = len(row), const[row[slot]]
+                kept = [a for a in range(1 << m) if (a >> slot) & 1 == v]
+                table = sum(((table >> a) & 1) << i for i, a in enumerate(kept))
+                row = row[:slot] + row[slot + 1:]
+        rows[j], out[j] = row, f"{table:x}"
+    return rows, out
+
+
+def _encoder_constants(ir: dict) -> dict:
+    """Thermometer bits that are constant: threshold below the grid (1) or at its top (0)."""
+    from dwn_hw.ir import grid_range
+
+    enc = ir["encoder"]
+    qmin, qmax = grid_range(enc)
+    T = int(enc["bits_per_feature"])
+    return {f * T + k: int(t <= qmin - 1) for f, row in enumerate(enc["thresholds"]) for k, t in enumerate(row)
+            if t <= qmin - 1 or t >= qmax}
+
+
 def plan(ir: dict, inputs: str) -> Plan:
-    """Drop don't-care LUT inputs, prune dead logic and compact indices (see :class:`Plan`)."""
-    layers = [dict(zip(("mapping", "tables"), reduce_layer(layer["mapping"], layer["tables"])))
-              for layer in ir["layers"]]
+    """Fold constants, drop don't-care LUT inputs, prune dead logic and compact indices (see :class:`Plan`)."""
+    const = _encoder_constants(ir) if inputs == "features" else {}
+    layers = []
+    for layer in ir["layers"]:
+        rows, tabs = reduce_layer(*fold_constants(layer["mapping"], layer["tables"], const))
+        layers.append({"mapping": rows, "tables": tabs})
+        const = {j: t & 1 for j, (r, t) in enumerate(zip(rows, tabs)) if not r}
     k = int(ir["groupsum"]["k"])
     n_last = len(layers[-1]["mapping"])
     perm = ir["groupsum"].get("permutation") or list(range(n_last))

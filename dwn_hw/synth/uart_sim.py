@@ -70,7 +70,7 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
     try:
         runner = get_runner("verilator")
         runner.build(sources=[*core_sources(bundle_dir), wrapper], hdl_toplevel="dwn_uart",
-                     build_dir=work / "build", timescale=("1ns", "1ps"), build_args=["-O2", "-Wno-fatal"])
+                     build_dir=work / "build", timescale=("1ns", "1ps"), build_args=["-O2"])
         xml = runner.test(test_module="dwn_hw.synth.uart_bench", hdl_toplevel="dwn_uart",
                           build_dir=work / "build", test_dir=work,
                           extra_env={"DWN_UART_SETUP": str(work / "setup.json"),

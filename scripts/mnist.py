@@ -310,11 +310,16 @@ def table_md(rows: list[dict]) -> str:
         acc = _pct(r["accuracy_ir"])
         exact = r["sim"]
         live = "" if r["luts_ir"] == r["luts_dwn"] else f" ({r['luts_ir']:,} read)"
-        for board, s in sorted(r["synth"].items()):
-            unit = "LUT1-6" if s["family"] == "xilinx" else "LUT4"
-            tool = ("yosys estimate (synth_xilinx)" if s["family"] == "xilinx"
-                    else "yosys + nextpnr (place-and-route)")
-            fmax = f"{s['core_fmax_mhz']:.1f} MHz" if s["core_fmax_mhz"] else "– (no timing from yosys)"
+        for board, s in r["synth"].items():
+            xilinx = s["family"] == "xilinx"
+            unit = "LUT1-6" if xilinx else "LUT4" + (f" + {s['core_carry']:,} carry cells" if s["core_carry"] else "")
+            tool = ("yosys estimate (synth_xilinx)" if xilinx else
+                    "yosys + nextpnr, core placed and routed alone" if s["fits"] else
+                    f"yosys synth_{s['family']} (not placed: does not fit)")
+            fmax = (f"{s['core_fmax_mhz']:.1f} MHz" if s["core_fmax_mhz"] else
+                    "– (no timing from yosys)" if xilinx else "–")
+            if s["core_fmax_mhz"] and s["board_fmax_mhz"]:
+                fmax += f" (board build {s['board_fmax_mhz']:.1f} MHz)"
             tput = f"{s['core_fmax_mhz']:.1f} M samples/s" if s["core_fmax_mhz"] else "1 sample per clock"
             lat = f"{r['latency_cycles']} cycles" + (f" = {s['latency_ns']} ns" if s["latency_ns"] else "")
             fits = "" if s["fits"] else " (does not fit)"
@@ -369,7 +374,7 @@ def plot(rows: list[dict], path: Path) -> None:
                     (ref["luts"], 100 * ref["accuracy"]), textcoords="offset points", xytext=(6, -10), fontsize=7)
     markers = {"xilinx": "o", "ecp5": "^", "ice40": "v"}
     for r in rows:
-        for board, s in sorted(r["synth"].items()):
+        for board, s in r["synth"].items():
             if not s["fits"]:
                 continue
             ax.scatter(s["core_luts"], 100 * r["accuracy_ir"], marker=markers.get(s["family"], "o"),

@@ -378,7 +378,8 @@ def plot(rows: list[dict], path: Path) -> None:
             if not s["fits"]:
                 continue
             ax.scatter(s["core_luts"], 100 * r["accuracy_ir"], marker=markers.get(s["family"], "o"),
-                       label=f"{r['name']}, {s['part']}")
+                       label=f"{r['name']}, {s['part']} "
+                             f"({'yosys estimate' if s['family'] == 'xilinx' else 'placed and routed'})")
         if r.get("luts_without_encoder_xilinx"):
             ax.scatter(r["luts_without_encoder_xilinx"], 100 * r["accuracy_ir"], marker="o", facecolors="none",
                        edgecolors="black", label=f"{r['name']}, core without encoder (yosys estimate, LUT6)")

@@ -421,8 +421,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="training threads (dwn-hw train --threads)")
     ap.add_argument("--pnr", action="store_true",
                     help="also place and route on the ULX3S (ECP5-85) and, for the small model, the iCEBreaker")
-    ap.add_argument("--retrain", action="store_true", help="train even when models/<name>.ir.json exists "
-                    "(the new IR replaces it)")
+    ap.add_argument("--retrain", action="store_true", help="train (or take the finished checkpoint in WORK) and "
+                    "freeze even when models/<name>.ir.json exists; the new IR replaces it")
     ap.add_argument("--models-dir", default=str(MODELS_DIR), help="where the frozen IRs live")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/results.md and the plot")
     args = ap.parse_args(argv)

@@ -263,7 +263,8 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
               help="stream: add a ready/valid wrapper with a skid buffer (rtl/dwn_stream.v).")
 @click.option("--prefix", default="", help="Prefix for every module name (several tops in one build).")
 @click.option("--lut-style", type=click.Choice(["mux", "cell", "expr", "xilinx", "ice40", "ecp5"]), default="mux",
-              show_default=True, help="How a LUT is written; xilinx/ice40/ecp5 emit device primitives (no plain simulation).")
+              show_default=True,
+              help="How a LUT is written; xilinx/ice40/ecp5 emit device primitives (no plain simulation).")
 @click.option("--estimate/--no-estimate", default=False, show_default=True,
               help="Run yosys synth_xilinx for a per-stage LUT/FF table in the README (slow for big models).")
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")

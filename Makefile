@@ -7,7 +7,7 @@ export PYTHONUNBUFFERED := 1
 DEMO_DIR ?= demo_out
 JOBS ?= 2
 
-.PHONY: demo test test-slow test-all venv clean bench
+.PHONY: demo test test-slow test-all venv clean mnist
 
 venv: $(VENV)/.stamp
 
@@ -16,6 +16,10 @@ $(VENV)/.stamp: pyproject.toml constraints.txt scripts/setup_venv.sh
 
 demo: venv
 	$(PY) scripts/demo.py --out $(DEMO_DIR)
+
+# MNIST headline models (docs/results.md); resumable, long: see scripts/mnist.py --help.
+mnist: venv
+	$(PY) scripts/mnist.py $(MNIST_ARGS)
 
 test: venv
 	@start=$$(date +%s); \

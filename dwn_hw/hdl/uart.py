@@ -158,7 +158,10 @@ class UARTWrapper(wiring.Component):
         nin = protocol.payload_bytes(self.in_width)
         sb = protocol.score_bytes(self.score_width)
         cw = max(1, (self.classes - 1).bit_length())
-        in_reg = Signal(8 * nin)
+        # The payload register in pieces of at most 64 bits, each its own register: one
+        # 6,272-bit register (MNIST) exhausts the YoWASP yosys' stack in techmap.
+        pieces = [Signal(min(64, 8 * nin - lo), name=f"in_reg{lo // 64}") for lo in range(0, 8 * nin, 64)]
+        in_reg = Cat(*pieces)
         in_valid = Signal()
         out_valid = Signal()
         out_class = Signal(cw)
@@ -200,7 +203,9 @@ class UARTWrapper(wiring.Component):
             m.d.sync += idle.eq(idle + 1)
             with m.If(rx.valid):
                 # The first byte sent ends at the bottom of in_reg after all have arrived.
-                m.d.sync += [in_reg.eq(Cat(in_reg[8:], rx.data)), got.eq(got + 1), idle.eq(0)]
+                shifted = Cat(in_reg[8:], rx.data)
+                m.d.sync += [p.eq(shifted[lo:lo + len(p)]) for p, lo in zip(pieces, range(0, 8 * nin, 64))]
+                m.d.sync += [got.eq(got + 1), idle.eq(0)]
                 with m.If(got == nin - 1):
                     m.d.sync += state.eq(_W_FIRE)
             with m.Elif(idle == self.timeout):

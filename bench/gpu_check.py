@@ -661,7 +661,8 @@ def sec_epoch(device, baseline, samples, scale, cap_s, timer):
         with swapped_backend(baseline):
             out["baseline"] = train_epoch(model, xb, yb, 32, cap_s, timer)
             out["baseline"]["test_accuracy"] = accuracy(model, xt, yt)
-        out["speedup_epoch"] = sig(out["baseline"]["epoch_seconds"] / out["ours"]["epoch_seconds"])
+        out["speedup_epoch"] = (sig(out["baseline"]["epoch_seconds"] / out["ours"]["epoch_seconds"])
+                                     if out["ours"]["epoch_seconds"] > 0 else None)
         log(f"epoch baseline: {out['baseline']}")
     return out
 

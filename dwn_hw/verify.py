@@ -443,6 +443,40 @@ def _read_sources_of(layer: dict, j: int) -> set:
     return used
 
 
+def fold_constants(ir: dict, inputs: str = "features") -> dict:
+    """The IR with constant inputs substituted into the tables, as generators build it.
+
+    Encoder bits whose threshold lies off the grid (with ``inputs="features"``) and LUTs whose
+    table is constant are constants; a reader of one has that address slot fixed and dropped.
+    The function is unchanged; read-back compares the netlist with these folded tables. Written
+    here from the IR semantics alone, not taken from the generator.
+    """
+    const: dict = {}
+    enc = ir["encoder"]
+    if inputs == "features" and enc["kind"] == "thermometer":
+        qmin, qmax = grid_range(enc)
+        T = int(enc["bits_per_feature"])
+        const = {f * T + k: int(t <= qmin - 1) for f, row in enumerate(enc["thresholds"])
+                 for k, t in enumerate(row) if t <= qmin - 1 or t >= qmax}
+    layers = []
+    for layer in ir["layers"]:
+        rows, tabs, nxt = [], [], {}
+        for j, (row, hex_table) in enumerate(zip(layer["mapping"], layer["tables"])):
+            row, table = list(row), int(hex_table, 16)
+            for slot in reversed(range(len(row))):
+                if row[slot] in const:
+                    kept = [a for a in range(1 << len(row)) if (a >> slot) & 1 == const[row[slot]]]
+                    table = sum(((table >> a) & 1) << i for i, a in enumerate(kept))
+                    row = row[:slot] + row[slot + 1:]
+            if table in (0, (1 << (1 << len(row))) - 1):
+                nxt[j] = table & 1
+            rows.append(row)
+            tabs.append(format(table, f"0{max(1, -(-(1 << len(row)) // 4))}x"))
+        layers.append({**layer, "mapping": rows, "tables": tabs})
+        const = nxt
+    return {**ir, "layers": layers}
+
+
 def live_indices(ir: dict) -> tuple[list[int], list[list[int]]]:
     """Sorted indices of the input bits and of each layer's LUTs that reach a class score.
 
@@ -570,7 +604,8 @@ def check_layer_netlist(netlist: _Netlist, ir_layer: dict, live_out: list[int], 
     return problems
 
 
-def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = None) -> dict:
+def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = None,
+                 inputs: str = "features") -> dict:
     """Synthesize each LUT layer module (``<top>_layer<i>``) with yosys and compare every table.
 
     Returns ``{"luts": checked, "addresses": total addresses compared, "problems": [...],
@@ -579,6 +614,7 @@ def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = N
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     text = "".join(Path(p).read_text() for p in sources)
+    ir = fold_constants(ir, inputs)
     live_in, live = live_indices(ir)
     # a layer with no live LUT (every later LUT is a constant) has no hardware to read back
     layers = [i for i in range(len(ir["layers"])) if live[i]]
@@ -641,7 +677,8 @@ def verify_bundle(out, formal: bool = True, luts: bool = True, timeout: float | 
     workdir = Path(workdir) if workdir else Path(out) / "verify_build"
     result = {}
     if luts:
-        result["luts"] = lut_readback(ir, sources, meta["top"], workdir / "luts", timeout)
+        result["luts"] = lut_readback(ir, sources, meta["top"], workdir / "luts", timeout,
+                                      inputs=meta["inputs"])
     if formal:
         result["formal"] = prove(ir, sources, meta["top"], meta["inputs"], int(meta["latency"]),
                                  workdir / "formal", timeout)

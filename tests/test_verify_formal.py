@@ -12,10 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dwn_hw import ir as I
-from dwn_hw.verify import live_indices, lut_readback, prove, reference_verilog
+from dwn_hw.verify import fold_constants, live_indices, lut_readback, prove, reference_verilog
 
 hdl = pytest.importorskip("dwn_hw.hdl")
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,14 +87,23 @@ def test_reference_against_itself_with_a_flipped_bit(tmp_path):
 
 
 def test_lut_readback_reads_every_table_and_finds_a_flipped_bit(tmp_path):
-    ir = I.random_ir(8, features=6, bits_per_feature=4, input_bits=4, layers=[(24, 6), (10, 5)], k=2,
-                     mixed_n=True)
+    def flippable(ir):
+        """Layer-1 LUTs of 3+ inputs that read no constant (so address 5 means the same after folding)."""
+        folded = fold_constants(ir, "features")
+        return [j for j in range(10) if len(ir["layers"][1]["mapping"][j]) >= 3
+                and folded["layers"][1]["mapping"][j] == ir["layers"][1]["mapping"][j]]
+
+    ir = next(ir for ir in (I.random_ir(seed, features=6, bits_per_feature=4, input_bits=4,
+                                        layers=[(24, 6), (10, 5)], k=2, mixed_n=True) for seed in range(8, 60))
+              if flippable(ir))
     path, info = design(tmp_path, ir, "features", "balanced", "gen")
     good = lut_readback(ir, [path], info["top"], tmp_path / "good")
     assert good["problems"] == [] and good["luts"] > 0
-    assert good["addresses"] == sum(1 << len(ir["layers"][i]["mapping"][j])
-                                    for i, live in enumerate(live_indices(ir)[1]) for j in live)
-    j = next(j for j in range(10) if len(ir["layers"][1]["mapping"][j]) >= 3)
+    # generators fold constant inputs (off-grid thresholds, constant LUTs) into the tables
+    folded = fold_constants(ir, "features")
+    assert good["addresses"] == sum(1 << len(folded["layers"][i]["mapping"][j])
+                                    for i, live in enumerate(live_indices(folded)[1]) for j in live)
+    j = flippable(ir)[0]
     path, info = design(tmp_path, flip(ir, 1, j, 5), "features", "balanced", "bad")
     bad = lut_readback(ir, [path], info["top"], tmp_path / "bad")
     assert bad["problems"] == [f"layer 1 LUT {j}: netlist gives {1 - int(I.layer_tables(ir['layers'][1])[j][5])} "
@@ -166,3 +176,15 @@ def test_digits_shaped_model_is_proven_and_read_back(tmp_path):
     assert lut_readback(ir, [path], info["top"], tmp_path / "luts")["problems"] == []
     result = prove(ir, [path], info["top"], "features", info["latency"], tmp_path / "proof")
     assert result["proven"] and result["method"].startswith("split"), result
+
+
+def test_fold_constants_keeps_the_function():
+    """Folding constant inputs into the tables changes no score on any input."""
+    for seed in range(6):
+        ir = I.random_ir(seed, features=5, bits_per_feature=4, input_bits=3, layers=[(30, 4), (12, 3)], k=3,
+                         mixed_n=True)
+        q = np.random.default_rng(seed).integers(0, 8, size=(400, 5))
+        want = I.evaluate(ir, q)
+        got = I.evaluate(I.validate(fold_constants(ir, "features")), q)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])

@@ -51,18 +51,23 @@ def cli():
     """Train Differentiable Weightless Neural Networks and turn them into bit-exact FPGA hardware."""
 
 
-def main(argv=None):
-    """Entry point: bad input ends with a one-line error and exit status 2 (click's usage errors)."""
+def run_command(command: click.Command, argv=None, prog_name: str = "dwn-hw"):
+    """Run a click command so that bad input ends with one ``error: ...`` line and exit status 2."""
     from dwn_hw.errors import DwnHwError
 
     try:
-        cli.main(args=argv, prog_name="dwn-hw", standalone_mode=True)
+        command.main(args=argv, prog_name=prog_name, standalone_mode=True)
     except DwnHwError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def main(argv=None):
+    """The ``dwn-hw`` entry point."""
+    run_command(cli, argv)
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def _alive(pid: int) -> bool:
 def _train(name: str, recipe: dict, pt: Path, metrics: Path, threads: int) -> None:
     if pt.exists():
         # options are recorded in the checkpoint: a resumed run takes none but the output
-        run(dwn_hw("train", "--dataset", "mnist", "-o", str(pt), "--resume", "--metrics-json", str(metrics),
+        run(dwn_hw("train", "-o", str(pt), "--resume", "--metrics-json", str(metrics),
                    "--threads", str(threads)))
     else:
         r = recipe

@@ -109,6 +109,7 @@ def test_newer_version_and_foreign_files_refused(trained, tmp_path):
     (["--resume", "-o", "CUT"], "truncated"),
     (["-o", "TRAINED"], "already exists"),
     (["--resume", "--layers", "3,2", "-o", "TRAINED"], "drop --layers"),
+    (["--resume", "--shift", "1", "-o", "TRAINED"], "drop --shift"),
     (["--layers", "5", "-o", "NEW"], "fewer than the 10 classes"),
     (["--dataset", "csv:NOFILE", "-o", "NEW"], "does not exist"),
 ])

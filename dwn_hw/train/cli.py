@@ -42,6 +42,9 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.option("--gamma", type=float, default=_D.gamma, show_default=True)
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
               help="Seeds initialisation, shuffling and the validation split (the test split is fixed).")
+@click.option("--shift", type=int, default=_D.shift, show_default=True,
+              help="Augment image data sets (digits, mnist, fashion-mnist): move each training image by a random "
+                   "-N..N pixels along each axis, every epoch anew.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--val-split", type=float, default=_D.val_split, show_default=True,
               help="Fraction of the training set held out for validation.")
@@ -62,7 +65,7 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
 def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_size, lr, lr_step, gamma, seed,
-          device, val_split, input_bits, label_column, csv_header, output, metrics_json, resume, force, threads, quiet):
+          shift, device, val_split, input_bits, label_column, csv_header, output, metrics_json, resume, force, threads, quiet):
     """Train a DWN and write a self-contained checkpoint (thresholds, grid, weights, training state).
 
     \b
@@ -74,14 +77,14 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
 
     cfg = TrainConfig(dataset=dataset, encoder=encoder, bits=bits, layers=_int_list("--layers", layers),
                       n=_int_list("--n", n), mapping=mapping, tau=tau, epochs=epochs, batch_size=batch_size,
-                      lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, val_split=val_split, input_bits=input_bits,
+                      lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split, input_bits=input_bits,
                       csv_label_column=label_column, csv_header=csv_header)
     epochs_override = None
     if resume:
         # a resumed run keeps its recorded options; only --epochs may extend it
         src = click.core.ParameterSource
         given = [p for p in ("dataset", "encoder", "bits", "layers", "n", "mapping", "tau", "batch_size", "lr",
-                             "lr_step", "gamma", "seed", "val_split", "input_bits", "label_column", "csv_header")
+                             "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column", "csv_header")
                  if ctx.get_parameter_source(p) == src.COMMANDLINE]
         if given:
             raise DwnHwError(f"--resume continues with the recorded options; drop {', '.join('--' + g.replace('_', '-') for g in given)}")

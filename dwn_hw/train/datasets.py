@@ -106,13 +106,15 @@ def _raw(spec: str, csv_options: dict) -> dict:
 
         x, y = load_digits(return_X_y=True)
         return {"x": x.astype(np.int64), "y": y.astype(np.int64), "declared": Grid(1.0, 5, False),
-                "names": [str(i) for i in range(10)], "split": "stratified"}
+                "names": [str(i) for i in range(10)], "split": "stratified", "image": [8, 8]}
     if kind == "mnist":
         d = sources.load_mnist()
-        return {**d, "declared": Grid(1.0, 8, False), "names": [str(i) for i in range(10)], "split": "given"}
+        return {**d, "declared": Grid(1.0, 8, False), "names": [str(i) for i in range(10)], "split": "given",
+                "image": [28, 28]}
     if kind == "fashion-mnist":
         d = sources.load_fashion_mnist()
-        return {**d, "declared": Grid(1.0, 8, False), "names": list(FASHION_CLASSES), "split": "given"}
+        return {**d, "declared": Grid(1.0, 8, False), "names": list(FASHION_CLASSES), "split": "given",
+                "image": [28, 28]}
     if kind == "csv":
         x, y, _ = sources.read_csv(path, csv_options.get("label_column"), csv_options.get("header", "auto"))
         return {"x": x, "y": y, "declared": None, "names": None, "split": "stratified"}
@@ -191,6 +193,8 @@ def load_dataset(spec: str = "digits", input_bits: int | None = None, val_split:
     meta = {"spec": spec, "csv": csv_options, "input_bits_option": input_bits,
             "split": raw["split_meta"], "n_train": int(len(q_train)), "n_test": int(len(q_test)),
             "features": int(q_train.shape[1]), "test_sha256": test_sha256(q_test)}
+    if raw.get("image"):
+        meta["image_shape"] = list(raw["image"])  # features are the pixels of one image, row by row
     if spec.startswith(("csv:", "npz:")):
         meta["path"] = str(Path(parse_spec(spec)[1]).resolve())
     ds = DataSet(q_train, y_train, q_test, y_test, grid, names, meta)

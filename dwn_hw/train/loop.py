@@ -17,11 +17,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 
+import numpy as np
 import torch
 
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.train import arch as arch_mod
+from dwn_hw.train import augment
 from dwn_hw.train import checkpoint as ckpt
 from dwn_hw.train.datasets import DataSet, load_dataset
 
@@ -49,6 +51,7 @@ class TrainConfig:
     lr_step: int = 20
     gamma: float = 0.1
     seed: int = 0
+    shift: int = 0  # training images moved by a random -shift..shift pixels per axis (image data sets)
     val_split: float = 0.0
     input_bits: int | None = None
     csv_label_column: str | None = None
@@ -268,6 +271,8 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
     ds = _data(cfg)
     if prev is not None and ds.meta["test_sha256"] != prev["data"].get("test_sha256"):
         raise DwnHwError(f"the data of {cfg.dataset!r} changed since {output} was written; cannot resume")
+    image_shape = ds.meta.get("image_shape")
+    augment.check_shift(cfg.shift, image_shape)
     torch.manual_seed(cfg.seed)
     x_train = torch.from_numpy(ds.grid.to_x(ds.q_train))
     y_train = torch.from_numpy(ds.y_train)
@@ -301,6 +306,8 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
     x_val = torch.from_numpy(ds.grid.to_x(ds.q_val)).to(dev) if len(ds.y_val) else None
     y_val = torch.from_numpy(ds.y_val).to(dev) if len(ds.y_val) else None
     n_train, bs = len(y_train), cfg.batch_size
+    # the value of a pixel at the bottom of the grid (black), for pixels shifted in from outside
+    fill = float(ds.grid.to_x(np.full((1, ds.num_features), ds.grid.qmin, np.int64))[0, 0])
     # every process must get at least one sample of each batch: a last batch smaller than the
     # number of processes is dropped (the same on all of them)
     n_batches = n_train // bs + (1 if n_train % bs >= d.world else 0)
@@ -322,8 +329,11 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
         for b in range(n_batches):
             idx = perm[b * bs:(b + 1) * bs]
             mine = local_chunk(idx, d).to(dev)
-            loss, corr = train_step(ddp_model, optimizer, encoder.binarize(x_train_d[mine]), y_train_d[mine],
-                                    len(idx), d.world)
+            xb = x_train_d[mine]
+            if cfg.shift:
+                off = local_chunk(augment.draw_offsets(len(idx), cfg.shift, shuffle), d)
+                xb = augment.shift_images(xb, image_shape, off, fill)
+            loss, corr = train_step(ddp_model, optimizer, encoder.binarize(xb), y_train_d[mine], len(idx), d.world)
             loss_sum += float(loss)
             correct += float(corr)
             seen += len(mine)

@@ -69,6 +69,20 @@ def test_ice40_build_through_the_cli(tmp_path):
     assert "core " in res.output and "LUTs" in res.output
 
 
+def test_no_board_build_stops_after_the_core(tmp_path):
+    from dwn_hw.synth.cli import synth_cmd
+
+    tiny_bundle(tmp_path / "b")
+    res = CliRunner().invoke(synth_cmd, [str(tmp_path / "b"), "--board", "icebreaker", "--no-board-build", "-q"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
+    assert rep["board_build"] is False and rep["core"]["fmax_mhz"] > 5 and rep["core"]["luts"] > 0
+    assert rep["luts"] is None and rep["fmax_mhz"] is None and "bitstream" not in rep
+    assert "nextpnr_board" not in rep["times_s"] and "nextpnr_core" in rep["times_s"]
+    assert not (tmp_path / "b" / "synth" / "icebreaker" / "build" / "dwn_board.bin").exists()
+    assert "board build not run" in res.output
+
+
 def test_a_core_that_does_not_fit_is_refused_with_numbers(tmp_path, monkeypatch):
     tiny_bundle(tmp_path / "b")
     real = load_board("icebreaker")

@@ -28,8 +28,11 @@ def _board_names():
 @click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True, help="UART rate of the board wrapper.")
 @click.option("--core-pnr/--no-core-pnr", default=True, show_default=True,
               help="Place and route the core alone for its own Fmax (open flows).")
+@click.option("--board-build/--no-board-build", default=True, show_default=True,
+              help="Also build the core inside the UART wrapper (resources, Fmax at the board clock, bitstream); "
+                   "off: the core's figures only, which saves a second place-and-route of large designs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def synth_cmd(bundle, board, json_path, seed, toolchain, baud, core_pnr, quiet):
+def synth_cmd(bundle, board, json_path, seed, toolchain, baud, core_pnr, board_build, quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
@@ -40,7 +43,8 @@ def synth_cmd(bundle, board, json_path, seed, toolchain, baud, core_pnr, quiet):
     from dwn_hw.synth.flows import synth
 
     try:
-        report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr, quiet=quiet)
+        report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
+                       board_build=board_build, quiet=quiet)
     finally:
         if json_path:
             written = Path(bundle) / "synth" / board / "report.json"
@@ -54,8 +58,10 @@ def summary_line(r: dict) -> str:
     fmax = lambda v: "n/a (no place-and-route)" if v is None else f"{v:.1f} MHz"  # noqa: E731
     core_fmax = fmax(core["fmax_mhz"]) if core.get("fmax_source") or r["flow"] != "open" else "not run"
     parts = [f"{r['board']} ({r['part']}): core {core['luts']} LUTs, {core['ffs']} FFs, Fmax {core_fmax},"
-             f" latency {r['latency_cycles']} cycles;",
-             f"board build {r['luts']} LUTs, {r['ffs']} FFs ({100 * r['utilisation']['luts']:.1f} % of LUTs),"
+             f" latency {r['latency_cycles']} cycles;"]
+    if r.get("board_build") is False:
+        return " ".join(parts + ["board build not run (--no-board-build)"])
+    parts += [f"board build {r['luts']} LUTs, {r['ffs']} FFs ({100 * r['utilisation']['luts']:.1f} % of LUTs),"
              f" Fmax {fmax(r['fmax_mhz'])} at a {r['clock_mhz']:g} MHz clock"]
     if r.get("bitstream"):
         parts.append(f"; bitstream {r['bitstream']}")

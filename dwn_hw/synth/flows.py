@@ -231,8 +231,12 @@ def ensure_board_files(bundle_dir: Path, board: Board, bundle: dict, baud: int) 
 
 
 def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, toolchain: str = "yowasp",
-          baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, quiet: bool = False) -> dict:
+          baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
+          quiet: bool = False) -> dict:
     """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
+
+    ``board_build=False`` stops after the core (yosys and, with ``core_pnr``, its place-and-route):
+    no UART wrapper, no bitstream; the report's board figures are ``None``.
 
     Raises :class:`DwnHwError` when the design does not fit the part (after writing the report).
     """
@@ -276,6 +280,9 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
         core["fmax_mhz"] = pnr["fmax_mhz"]
         core["pnr_utilisation"] = pnr["utilisation"]
 
+    if not board_build:
+        report["board_build"] = False
+        return _finish(report, out, None)
     board_stat, times["yosys_board"] = _yosys(tc, fam, [out / "board.v"], BOARD_TOP, build, "board", quiet,
                                               board.flow == "open", core_net, bundle)
     whole = cell_counts(board_stat, fam)

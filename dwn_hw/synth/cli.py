@@ -23,6 +23,8 @@ def _board_names():
 @click.option("--board", "board", required=True, help=f"Board: {', '.join(_board_names())}.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--placer", type=click.Choice(["heap", "static"]), default="heap", show_default=True,
+              help="nextpnr placer (open flows); static spreads large random netlists, which eases routing.")
 @click.option("--toolchain", type=click.Choice(["yowasp", "system"]), default="yowasp", show_default=True,
               help="YoWASP wheels, or yosys/nextpnr on PATH after a version check.")
 @click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True, help="UART rate of the board wrapper.")
@@ -32,7 +34,7 @@ def _board_names():
               help="Also build the core inside the UART wrapper (resources, Fmax at the board clock, bitstream); "
                    "off: the core's figures only, which saves a second place-and-route of large designs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def synth_cmd(bundle, board, json_path, seed, toolchain, baud, core_pnr, board_build, quiet):
+def synth_cmd(bundle, board, json_path, seed, placer, toolchain, baud, core_pnr, board_build, quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
@@ -44,7 +46,7 @@ def synth_cmd(bundle, board, json_path, seed, toolchain, baud, core_pnr, board_b
 
     try:
         report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
-                       board_build=board_build, quiet=quiet)
+                       board_build=board_build, placer=placer, quiet=quiet)
     finally:
         if json_path:
             written = Path(bundle) / "synth" / board / "report.json"

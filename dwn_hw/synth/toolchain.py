@@ -7,6 +7,7 @@ nextpnr 0.4) lack what the flows need. No torch here.
 from __future__ import annotations
 
 import os
+import shlex
 import re
 import shutil
 import subprocess
@@ -92,8 +93,10 @@ def run_tool(cmd: list[str], cwd: Path, log: Path, label: str, quiet: bool = Fal
     """Run a tool, keep its whole output in ``log``, show progress; return the output.
 
     On a terminal one status line shows the elapsed time and the tool's latest line; elsewhere a
-    line is printed every 15 s so a CI log shows the tool is alive.
+    line is printed every 15 s so a CI log shows the tool is alive. The command line is kept beside
+    the log (``<log>.cmd``, run from ``cwd``) to rerun the step by hand.
     """
+    Path(log).with_suffix(".cmd").write_text(shlex.join(str(c) for c in cmd) + "\n")
     start = time.monotonic()
     tty = sys.stderr.isatty() and not quiet
     last_print = start

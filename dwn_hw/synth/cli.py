@@ -25,6 +25,8 @@ def _board_names():
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
 @click.option("--placer", type=click.Choice(["heap", "static"]), default="heap", show_default=True,
               help="nextpnr placer (open flows); static spreads large random netlists, which eases routing.")
+@click.option("--router", type=click.Choice(["router1", "router2"]), default="router1", show_default=True,
+              help="nextpnr router (open flows).")
 @click.option("--toolchain", type=click.Choice(["yowasp", "system"]), default="yowasp", show_default=True,
               help="YoWASP wheels, or yosys/nextpnr on PATH after a version check.")
 @click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True, help="UART rate of the board wrapper.")
@@ -34,7 +36,7 @@ def _board_names():
               help="Also build the core inside the UART wrapper (resources, Fmax at the board clock, bitstream); "
                    "off: the core's figures only, which saves a second place-and-route of large designs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def synth_cmd(bundle, board, json_path, seed, placer, toolchain, baud, core_pnr, board_build, quiet):
+def synth_cmd(bundle, board, json_path, seed, placer, router, toolchain, baud, core_pnr, board_build, quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
@@ -46,7 +48,7 @@ def synth_cmd(bundle, board, json_path, seed, placer, toolchain, baud, core_pnr,
 
     try:
         report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
-                       board_build=board_build, placer=placer, quiet=quiet)
+                       board_build=board_build, placer=placer, router=router, quiet=quiet)
     finally:
         if json_path:
             written = Path(bundle) / "synth" / board / "report.json"

@@ -178,14 +178,16 @@ def _q(path: str) -> str:
 
 
 PLACERS = ("heap", "static")
+ROUTERS = ("router1", "router2")
 
 
 def _nextpnr(tc: Toolchain, board: Board, build: Path, tag: str, freq: float, seed: int, quiet: bool,
-             constraints: Path | None, counts: dict, placer: str = "heap") -> tuple[dict, float]:
+             constraints: Path | None, counts: dict, placer: str = "heap",
+             router: str = "router1") -> tuple[dict, float]:
     fam = board.family
     cmd = tc.nextpnr(fam) + list(board.nextpnr) + ["--json", f"{tag}.json", "--report", f"{tag}_pnr.json",
                                                    "--timing-allow-fail", "--freq", f"{freq:g}", "--seed", str(seed),
-                                                   "--placer", placer]
+                                                   "--placer", placer, "--router", router]
     if constraints is None and fam == "ecp5":
         cmd.append("--out-of-context")  # no IO buffers, no bitstream: the core's own timing
     else:
@@ -236,11 +238,12 @@ def ensure_board_files(bundle_dir: Path, board: Board, bundle: dict, baud: int) 
 
 def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, toolchain: str = "yowasp",
           baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
-          placer: str = "heap", quiet: bool = False) -> dict:
+          placer: str = "heap", router: str = "router1", quiet: bool = False) -> dict:
     """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
 
     ``placer`` is nextpnr's placer: ``heap`` (its default) or ``static``, which spreads large random
-    netlists (a second DWN layer with a random mapping) so that the router needs fewer rip-ups.
+    netlists (a second DWN layer with a random mapping) so that the router needs fewer rip-ups;
+    ``router`` is nextpnr's router, ``router1`` (its default) or ``router2`` (negotiated congestion).
     ``board_build=False`` stops after the core (yosys and, with ``core_pnr``, its place-and-route):
     no UART wrapper, no bitstream; the report's board figures are ``None``.
 
@@ -248,6 +251,8 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     """
     if placer not in PLACERS:
         raise DwnHwError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
+    if router not in ROUTERS:
+        raise DwnHwError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     bundle_dir = Path(bundle_dir).resolve()
     bundle = read_bundle(bundle_dir)
     board = load_board(board_name)
@@ -268,7 +273,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     core.update(top=bundle["top"], rtl=rtl_source, latency_cycles=int(bundle["latency"]), fits=core_fits,
                 utilisation=utilisation(core, board), fmax_mhz=None, fmax_source=None)
     report = {"board": board.name, "title": board.title, "part": board.part, "family": fam, "flow": board.flow,
-              "toolchain": toolchain, "seed": seed, "placer": placer, "bundle": str(bundle_dir),
+              "toolchain": toolchain, "seed": seed, "placer": placer, "router": router, "bundle": str(bundle_dir),
               "latency_cycles": int(bundle["latency"]),
               "clock_mhz": board.clk_mhz, "core": core, "tools": tc.versions, "times_s": times}
     if not core_fits:
@@ -282,7 +287,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
         _, times["yosys_harness"] = _yosys(tc, fam, [harness], HARNESS_TOP, build, "harness", quiet, True, core_net,
                                            bundle)
         pnr, times["nextpnr_core"] = _nextpnr(tc, board, build, "harness", CORE_TARGET_MHZ[fam], seed, quiet,
-                                              None, core, placer)
+                                              None, core, placer, router)
         core["fmax_source"] = ("harness: inputs shifted in from one pin, outputs registered" if fam == "ice40"
                                else "out-of-context place-and-route of a harness: inputs shifted in from one "
                                     "port, outputs registered")
@@ -310,7 +315,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
         return _finish(report, out, f"the board build does not fit the {board.part}: {'; '.join(over)}")
     if board.flow == "open":
         pnr, times["nextpnr_board"] = _nextpnr(tc, board, build, "board", board.clk_mhz, seed, quiet,
-                                               out / CONSTRAINTS[fam], whole, placer)
+                                               out / CONSTRAINTS[fam], whole, placer, router)
         report["fmax_mhz"] = pnr["fmax_mhz"]
         report["meets_timing"] = pnr["fmax_mhz"] is not None and pnr["fmax_mhz"] >= board.clk_mhz
         report["pnr_utilisation"] = pnr["utilisation"]

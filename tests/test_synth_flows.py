@@ -74,12 +74,14 @@ def test_no_board_build_stops_after_the_core(tmp_path):
 
     tiny_bundle(tmp_path / "b")
     res = CliRunner().invoke(synth_cmd, [str(tmp_path / "b"), "--board", "icebreaker", "--no-board-build",
-                                         "--placer", "static", "--router", "router2", "-q"])
+                                         "--placer", "static", "--router", "router2",
+                                         "--core-mhz", "33", "-q"])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
     cmd = (tmp_path / "b" / "synth" / "icebreaker" / "build" / "harness_nextpnr.cmd").read_text()
     assert rep["placer"] == "static" and rep["router"] == "router2"
-    assert "--placer static" in cmd and "--router router2" in cmd
+    assert "--placer static" in cmd and "--router router2" in cmd and "--freq 33" in cmd
+    assert rep["core"]["pnr_target_mhz"] == 33
     assert rep["board_build"] is False and rep["core"]["fmax_mhz"] > 5 and rep["core"]["luts"] > 0
     assert rep["luts"] is None and rep["fmax_mhz"] is None and "bitstream" not in rep
     assert "nextpnr_board" not in rep["times_s"] and "nextpnr_core" in rep["times_s"]

@@ -27,6 +27,9 @@ def _board_names():
               help="nextpnr placer (open flows); static spreads large random netlists, which eases routing.")
 @click.option("--router", type=click.Choice(["router1", "router2"]), default="router1", show_default=True,
               help="nextpnr router (open flows).")
+@click.option("--core-mhz", type=float, default=None,
+              help="Clock target of the core's own place-and-route [default: 60 on iCE40, 150 on ECP5, above what "
+                   "the parts reach]; a lower one eases routing of large cores (Fmax is still the achieved one).")
 @click.option("--toolchain", type=click.Choice(["yowasp", "system"]), default="yowasp", show_default=True,
               help="YoWASP wheels, or yosys/nextpnr on PATH after a version check.")
 @click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True, help="UART rate of the board wrapper.")
@@ -36,7 +39,7 @@ def _board_names():
               help="Also build the core inside the UART wrapper (resources, Fmax at the board clock, bitstream); "
                    "off: the core's figures only, which saves a second place-and-route of large designs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def synth_cmd(bundle, board, json_path, seed, placer, router, toolchain, baud, core_pnr, board_build, quiet):
+def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchain, baud, core_pnr, board_build, quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
@@ -48,7 +51,8 @@ def synth_cmd(bundle, board, json_path, seed, placer, router, toolchain, baud, c
 
     try:
         report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
-                       board_build=board_build, placer=placer, router=router, quiet=quiet)
+                       board_build=board_build, placer=placer, router=router,
+                       core_mhz=core_mhz, quiet=quiet)
     finally:
         if json_path:
             written = Path(bundle) / "synth" / board / "report.json"

@@ -39,7 +39,8 @@ def _board_names():
               help="Also build the core inside the UART wrapper (resources, Fmax at the board clock, bitstream); "
                    "off: the core's figures only, which saves a second place-and-route of large designs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchain, baud, core_pnr, board_build, quiet):
+def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchain, baud, core_pnr, board_build,
+              quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys

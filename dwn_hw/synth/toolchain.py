@@ -7,8 +7,8 @@ nextpnr 0.4) lack what the flows need. No torch here.
 from __future__ import annotations
 
 import os
-import shlex
 import re
+import shlex
 import shutil
 import subprocess
 import sys

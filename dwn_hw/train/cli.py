@@ -65,7 +65,8 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
 def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_size, lr, lr_step, gamma, seed,
-          shift, device, val_split, input_bits, label_column, csv_header, output, metrics_json, resume, force, threads, quiet):
+          shift, device, val_split, input_bits, label_column, csv_header, output, metrics_json, resume, force, threads,
+          quiet):
     """Train a DWN and write a self-contained checkpoint (thresholds, grid, weights, training state).
 
     \b
@@ -77,14 +78,16 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
 
     cfg = TrainConfig(dataset=dataset, encoder=encoder, bits=bits, layers=_int_list("--layers", layers),
                       n=_int_list("--n", n), mapping=mapping, tau=tau, epochs=epochs, batch_size=batch_size,
-                      lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split, input_bits=input_bits,
+                      lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split,
+                      input_bits=input_bits,
                       csv_label_column=label_column, csv_header=csv_header)
     epochs_override = None
     if resume:
         # a resumed run keeps its recorded options; only --epochs may extend it
         src = click.core.ParameterSource
         given = [p for p in ("dataset", "encoder", "bits", "layers", "n", "mapping", "tau", "batch_size", "lr",
-                             "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column", "csv_header")
+                             "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column",
+                             "csv_header")
                  if ctx.get_parameter_source(p) == src.COMMANDLINE]
         if given:
             raise DwnHwError(f"--resume continues with the recorded options; drop {', '.join('--' + g.replace('_', '-') for g in given)}")

@@ -1,6 +1,6 @@
 """Training-time augmentation: random translations of image inputs (``dwn-hw train --shift N``).
 
-A DWN that reads 2,000 x 6 thermometer bits of MNIST fits its training set exactly within 15 epochs
+A DWN that reads 2,000 x 6 thermometer bits of MNIST fits its training set exactly within 16 epochs
 (100 % train accuracy) and stops improving on the test set; moving each training image by a random
 whole-pixel offset in ``-N..N`` along each axis gives it new samples every epoch. Only the training
 batches are moved: the encoder's thresholds, the test set and everything frozen are untouched.

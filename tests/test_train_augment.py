@@ -67,3 +67,15 @@ def test_cli_shift_on_non_image_data_is_one_line_exit_2(tmp_path, capsys):
     assert lines == ["error: --shift moves images; this data set's features are not the pixels of an image "
                      "(use digits, mnist or fashion-mnist)"]
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_ddp_ranks_draw_alike_and_take_their_own_rows():
+    from dwn_hw.train.loop import Dist, local_chunk
+
+    gens = [torch.Generator().manual_seed(7) for _ in range(3)]
+    whole = augment.draw_offsets(9, 2, gens[0])  # one process, a batch of 9
+    parts = [local_chunk(augment.draw_offsets(9, 2, g), Dist(rank, 2)) for rank, g in enumerate(gens[1:])]
+    assert [len(p) for p in parts] == [5, 4]
+    assert torch.equal(torch.cat(parts), whole)
+    # every rank's generator moved on by the same draws, so the next batch's permutation agrees
+    assert all(torch.equal(g.get_state(), gens[0].get_state()) for g in gens[1:])

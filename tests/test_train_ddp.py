@@ -79,11 +79,12 @@ def test_torchrun_two_process_digits_run(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "dwn_hw.train", "-q", "--layers", "40,20", "--lut-inputs", "3", "--bits", "2", "--epochs", "1",
-           "--batch-size", "64", "-o", str(out), "--metrics-json", str(tmp_path / "metrics.json")]
+           "--batch-size", "64", "--shift", "1", "-o", str(out), "--metrics-json", str(tmp_path / "metrics.json")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     ck = dwn_hw.load(out)
     assert ck.meta["metrics"]["processes"] == 2 and ck.meta["metrics"]["epochs"] == 1
+    assert ck.meta["options"]["shift"] == 1  # the augmentation runs under DDP too (offsets per global batch)
     assert 0.0 <= ck.meta["metrics"]["test_accuracy"] <= 1.0
     assert ck.predict_q(torch.zeros(2, 64, dtype=torch.int64).numpy()).shape == (2,)
     log.write_text(proc.stderr)

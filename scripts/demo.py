@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from _stream import run_streamed  # scripts/ is on sys.path when the script runs
+
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = "icebreaker"
 
@@ -41,23 +43,13 @@ class Demo:
 
     def step(self, name: str, cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> str:
         print(f"\n==> {name}: {' '.join(cmd[2:] if cmd[:2] == [sys.executable, '-m'] else cmd)}", flush=True)
-        start = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")
-        lines = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            sys.stdout.write("    " + line)
-            sys.stdout.flush()
-            lines.append(line)
-        rc = proc.wait()
-        took = time.monotonic() - start
+        rc, text, took = run_streamed(cmd, cwd, env)
         if rc != 0:
             self.rows.append((name, f"FAILED (exit {rc})", took))
             self.table({})
             sys.exit(f"demo: step '{name}' failed with exit status {rc}")
         self.rows.append((name, "ok", took))
-        return "".join(lines)
+        return text
 
     def skip(self, name: str, why: str) -> None:
         print(f"\n==> {name}: SKIPPED ({why})", flush=True)

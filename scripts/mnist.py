@@ -29,10 +29,11 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _stream import run_streamed  # scripts/ is on sys.path when the script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -75,19 +76,10 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tup
     """Run ``cmd``, echo its output, raise SystemExit naming the step when it fails."""
     shown = [_short(c) for c in cmd]
     log(f"$ {' '.join(shown)}" + (f"   (in {_short(str(cwd))})" if cwd else ""))
-    start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
-    lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write("    " + line)
-        sys.stdout.flush()
-        lines.append(line)
-    rc = proc.wait()
+    rc, text, took = run_streamed(cmd, cwd, env)
     if rc != 0:
         raise SystemExit(f"mnist: '{' '.join(shown[:4])} ...' failed with exit status {rc}")
-    return "".join(lines), time.monotonic() - start
+    return text, took
 
 
 def dwn_hw(*args: str) -> list[str]:

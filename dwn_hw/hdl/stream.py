@@ -114,5 +114,30 @@ def stream_verilog(info: dict, name: str = "dwn_stream", prefix: str = "", depth
     wrapper = StreamWrapper(info, depth=depth)
     text = _to_verilog(wrapper, ident)
     # A result reaches m_valid one clock after the core's out_valid (it passes the FIFO).
-    return text, {"top": ident, "depth": wrapper.depth, "core": info["top"], "latency": wrapper.latency + 1,
-                  "ports": ["clk", "rst", "s_valid", "s_ready", "s_data", "m_valid", "m_ready", "m_class", "m_scores"]}
+    stream_info = {"top": ident, "depth": wrapper.depth, "core": info["top"], "latency": wrapper.latency + 1,
+                   "ports": ["clk", "rst", "s_valid", "s_ready", "s_data", "m_valid", "m_ready", "m_class",
+                             "m_scores"]}
+    return stream_header(info, stream_info) + text, stream_info
+
+
+def stream_header(info: dict, stream_info: dict) -> str:
+    """The header comment of the wrapper's Verilog (deterministic: no dates, no paths)."""
+    from dwn_hw.hdl.top import verilog_header
+
+    K, W = info["classes"], info["score_width"]
+    ports = [("input", "clk", 1, "clock, rising edge"),
+             ("input", "rst", 1, "synchronous, active high"),
+             ("input", "s_valid", 1, "s_data holds a sample"),
+             ("output", "s_ready", 1, "the wrapper takes the sample at this edge when s_valid is high"),
+             ("input", "s_data", info["in_width"], f"the sample: in_data of {info['top']} (below)"),
+             ("output", "m_valid", 1, "m_class and m_scores hold a result"),
+             ("input", "m_ready", 1, "the consumer takes the result at this edge when m_valid is high"),
+             ("output", "m_class", info["class_width"], "predicted class: lowest index among the highest scores"),
+             ("output", "m_scores", K * W, f"score of class c at m_scores[c*{W} +: {W}]")]
+    L = stream_info["latency"]
+    facts = [f"Ready/valid wrapper {stream_info['top']} around the core {info['top']} (compile the core's Verilog "
+             "with it); a transfer is a rising edge with valid and ready both high.",
+             f"Result FIFO of {stream_info['depth']} entries; a result shows on m_valid {L} clock(s) after its "
+             "sample's transfer when nothing stalls; one sample per clock while m_ready stays high."]
+    return verilog_header(f"{stream_info['top']}: ready/valid streaming wrapper of a dwn-hw DWN core.", facts,
+                          ports, ["Inputs (s_data):", *("  " + line for line in info.get("input_doc", []))])

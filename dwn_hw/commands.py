@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -254,6 +255,14 @@ def _checkpoint_summary(path, ckpt) -> list[tuple[str, str]]:
     metrics = ckpt.meta.get("metrics") or {}
     acc = metrics.get("test_accuracy")
     rows.append(("accuracy", f"{_pct(acc)} (recorded by training)" if acc is not None else "not recorded"))
+    planned = (ckpt.meta.get("options") or {}).get("epochs")
+    done = metrics.get("epochs")
+    if isinstance(planned, int) and isinstance(done, int):
+        if done < planned:
+            rows.append(("training", f"stopped after epoch {done} of {planned}; "
+                                     f"`dwn-hw train -o {shlex.quote(str(path))} --resume` continues it"))
+        else:
+            rows.append(("training", f"finished: {done} of {planned} epochs"))
     return rows
 
 

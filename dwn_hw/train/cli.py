@@ -7,6 +7,7 @@ from dwn_hw.errors import DwnHwError
 from dwn_hw.train.loop import TrainConfig
 
 _D = TrainConfig()
+_POS = click.FloatRange(min=0.0, min_open=True)  # a positive number
 
 
 def _int_list(name: str, text: str) -> list[int]:
@@ -24,7 +25,7 @@ def _int_list(name: str, text: str) -> list[int]:
               help="digits, mnist, fashion-mnist, csv:PATH or npz:PATH (x_train, y_train, x_test, y_test).")
 @click.option("--encoder", type=click.Choice(["uniform", "distributive", "gaussian"]), default=_D.encoder,
               show_default=True, help="Thermometer encoder fitted on the training data.")
-@click.option("--bits", type=int, default=_D.bits, show_default=True, help="Thermometer bits per feature.")
+@click.option("--bits", type=click.IntRange(min=1), default=_D.bits, show_default=True, help="Thermometer bits per feature.")
 @click.option("--layers", default=",".join(map(str, _D.layers)), show_default=True,
               help="LUTs per layer, comma-separated.")
 @click.option("--n", "--lut-inputs", "n", default=",".join(map(str, _D.n)), show_default=True,
@@ -32,23 +33,23 @@ def _int_list(name: str, text: str) -> list[int]:
               "torchrun takes --n for a prefix of its own options).")
 @click.option("--mapping", type=click.Choice(["learnable", "random"]), default=_D.mapping, show_default=True,
               help="Mapping of the first layer (later layers are random).")
-@click.option("--tau", type=float, default=_D.tau, show_default=True, help="GroupSum temperature.")
-@click.option("--epochs", type=int, default=_D.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=_D.batch_size, show_default=True,
+@click.option("--tau", type=_POS, default=_D.tau, show_default=True, help="GroupSum temperature.")
+@click.option("--epochs", type=click.IntRange(min=1), default=_D.epochs, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=_D.batch_size, show_default=True,
               help="Global batch size (split across processes under torchrun).")
-@click.option("--lr", type=float, default=_D.lr, show_default=True, help="Adam learning rate.")
-@click.option("--lr-step", type=int, default=_D.lr_step, show_default=True,
+@click.option("--lr", type=_POS, default=_D.lr, show_default=True, help="Adam learning rate.")
+@click.option("--lr-step", type=click.IntRange(min=1), default=_D.lr_step, show_default=True,
               help="Multiply the learning rate by --gamma every this many epochs.")
-@click.option("--gamma", type=float, default=_D.gamma, show_default=True)
+@click.option("--gamma", type=_POS, default=_D.gamma, show_default=True)
 @click.option("--seed", type=int, default=_D.seed, show_default=True,
               help="Seeds initialisation, shuffling and the validation split (the test split is fixed).")
-@click.option("--shift", type=int, default=_D.shift, show_default=True,
+@click.option("--shift", type=click.IntRange(min=0), default=_D.shift, show_default=True,
               help="Augment image data sets (digits, mnist, fashion-mnist): move each training image by a random "
                    "-N..N pixels along each axis, every epoch anew.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--val-split", type=float, default=_D.val_split, show_default=True,
+@click.option("--val-split", type=click.FloatRange(0.0, 1.0, max_open=True), default=_D.val_split, show_default=True,
               help="Fraction of the training set held out for validation.")
-@click.option("--input-bits", type=int, default=None,
+@click.option("--input-bits", type=click.IntRange(1, 32), default=None,
               help="Put raw inputs on a B-bit grid (per-feature scale). Default: the data set's own grid.")
 @click.option("--label-column", default=None, help="csv: label column, a name or a 0-based index "
               "[default: the column named 'label', else 0].")
@@ -57,10 +58,11 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.option("-o", "--output", default="model.pt", show_default=True, type=click.Path(dir_okay=False),
               help="Checkpoint written after every epoch.")
 @click.option("--metrics-json", type=click.Path(dir_okay=False), default=None,
-              help="Write the final metrics (test_accuracy, train_seconds, epochs, ...) here as JSON.")
+              help="Write the final metrics (test_accuracy, train_seconds, epochs, ...) here as JSON (replaces an "
+              "earlier metrics file of dwn-hw; any other existing file needs --force).")
 @click.option("--resume", is_flag=True, help="Continue the run recorded in --output (its options win).")
-@click.option("--force", is_flag=True, help="Overwrite an existing --output.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--force", is_flag=True, help="Overwrite an existing --output (and --metrics-json).")
+@click.option("--threads", type=click.IntRange(min=0), default=1, show_default=True,
               help="CPU threads per process (0: PyTorch's default); small batches run fastest on one.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context

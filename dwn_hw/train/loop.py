@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -20,7 +21,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import torch
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw import outputs
+from dwn_hw.errors import DwnHwError, Interrupted
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.train import arch as arch_mod
 from dwn_hw.train import augment
@@ -240,6 +242,27 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
         small batches of LUT training lose more to thread hand-offs than they gain (measured:
         1.1 s against 9.3 s per digits epoch on a busy two-core machine).
     """
+    if metrics_json:  # refused now, not after the training
+        outputs.check_replaceable(metrics_json, force)
+    saved = {"epoch": None, "epochs": None}  # the last whole epoch on disk, for the Ctrl-C message
+    try:
+        return _run(cfg, output, device, resume, force, metrics_json, progress, epochs_override, threads, log,
+                    saved)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise Interrupted(interrupt_message(output, saved)) from None
+
+
+def interrupt_message(output, saved: dict) -> str:
+    """What a Ctrl-C left: the checkpoint of the last whole epoch and how to continue, or that none exists."""
+    if saved.get("epoch"):
+        return (f"the checkpoint of epoch {saved['epoch']} of {saved['epochs']} (the last whole epoch) is at "
+                f"{output}; `dwn-hw train -o {shlex.quote(str(output))} --resume` continues")
+    return f"stopped before the first epoch ended; nothing was written to {output}"
+
+
+def _run(cfg, output, device, resume, force, metrics_json, progress, epochs_override, threads, log, saved):
     from tqdm import tqdm
 
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -297,6 +320,7 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
         torch.set_rng_state(ts["rng"]["torch"])
         shuffle.set_state(ts["rng"]["shuffle"])
         start_epoch, history = int(ts["epoch"]), list(ts["history"])
+        saved.update(epoch=start_epoch or None, epochs=cfg.epochs)
         if d.main:
             log(f"resuming {output} after epoch {start_epoch} of {cfg.epochs}")
 
@@ -355,6 +379,7 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
             metrics = _metrics(cfg, ds, arch, history, train_seconds, d, dev)
             ckpt.save_record(_record(cfg, ds, encoder, arch, model, optimizer, scheduler, shuffle, epoch + 1,
                                      history, metrics), output)
+            saved.update(epoch=epoch + 1, epochs=cfg.epochs)
             if progress:
                 log(f"epoch {epoch + 1}/{cfg.epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
                     + (f"  val {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else "")
@@ -368,7 +393,7 @@ def run(cfg: TrainConfig, output: str, *, device: str = "auto", resume: bool = F
             metrics = dict(ckpt.read_record(output).get("metrics") or {})
         metrics["total_seconds"] = time.perf_counter() - t_start
         if metrics_json:
-            atomic_write_text(metrics_json, json.dumps(metrics, indent=2) + "\n")
+            atomic_write_text(metrics_json, json.dumps(outputs.mark(metrics, "train-metrics"), indent=2) + "\n")
         log(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epochs "
             f"({metrics['train_seconds']:.1f} s training); wrote {output}")
     _barrier(d)

@@ -64,8 +64,13 @@ def test_ice40_build_through_the_cli(tmp_path):
     assert core["fmax_mhz"] > 5 and rep["fmax_mhz"] > 5 and rep["meets_timing"] == (rep["fmax_mhz"] >= 12)
     assert rep["pnr_utilisation"]["ICESTORM_LC"]["used"] >= rep["luts"] // 2
     assert "Yosys" in rep["tools"]["yosys"] and "nextpnr" in rep["tools"]["nextpnr-ice40"]
-    bit = tmp_path / "b" / "synth" / "icebreaker" / "build" / "dwn_board.bin"
+    bit = tmp_path / "b" / "synth" / "icebreaker" / "dwn_board.bin"
     assert str(bit) == rep["bitstream"] and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
+    # Intermediates go under the bundle's build/, not among the results.
+    build = tmp_path / "b" / "build" / "synth" / "icebreaker"
+    assert (build / "board.asc").is_file() and not (tmp_path / "b" / "synth" / "icebreaker" / "build").exists()
+    assert rep["build_dir"] == str(build.resolve())
+    assert rep["tool"] == "dwn-hw"  # the mark that lets a later run replace it
     assert "core " in res.output and "LUTs" in res.output
 
 
@@ -78,14 +83,14 @@ def test_no_board_build_stops_after_the_core(tmp_path):
                                          "--core-mhz", "33", "-q"])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
-    cmd = (tmp_path / "b" / "synth" / "icebreaker" / "build" / "harness_nextpnr.cmd").read_text()
+    cmd = (tmp_path / "b" / "build" / "synth" / "icebreaker" / "harness_nextpnr.cmd").read_text()
     assert rep["placer"] == "static" and rep["router"] == "router2"
     assert "--placer static" in cmd and "--router router2" in cmd and "--freq 33" in cmd
     assert rep["core"]["pnr_target_mhz"] == 33
     assert rep["board_build"] is False and rep["core"]["fmax_mhz"] > 5 and rep["core"]["luts"] > 0
     assert rep["luts"] is None and rep["fmax_mhz"] is None and "bitstream" not in rep
     assert "nextpnr_board" not in rep["times_s"] and "nextpnr_core" in rep["times_s"]
-    assert not (tmp_path / "b" / "synth" / "icebreaker" / "build" / "dwn_board.bin").exists()
+    assert not (tmp_path / "b" / "synth" / "icebreaker" / "dwn_board.bin").exists()
     assert "board build not run" in res.output
 
 

@@ -71,9 +71,14 @@ def _part(family: str, plat) -> str:
 
 def load_board(name: str) -> Board:
     """The board called ``name`` (a file ``boards/<name>.json``)."""
+    known = list_boards()
+    if name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(str(name).lower(), known, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DwnHwError(f"unknown board {name!r}{hint}; known boards: {', '.join(known)}")
     path = data_path("boards") / f"{name}.json"
-    if not path.is_file():
-        raise DwnHwError(f"unknown board {name!r}; known boards: {', '.join(list_boards())}")
     desc = json.loads(path.read_text())
     plat = _platform(desc["platform"])
     clk = plat.lookup(plat.default_clk)
@@ -88,6 +93,20 @@ def load_board(name: str) -> Board:
                  nextpnr=list(desc.get("nextpnr", [])), notes=desc.get("notes", ""), platform=desc["platform"])
 
 
+def core_latency(bundle_info: dict, family: str) -> int:
+    """Latency of the core a family's build holds, as ``bundle.json`` records it.
+
+    The family's own ``rtl_device`` core when the bundle has one with a recorded latency (device
+    styles may build deeper popcount trees), else the bundle's portable core.
+    """
+    from dwn_hw.bundle import device_core
+
+    entry = device_core(bundle_info, family)
+    if entry is not None and entry["latency"] is not None:
+        return int(entry["latency"])
+    return int(bundle_info["latency"])
+
+
 def _render(template: str, **ctx) -> str:
     import jinja2
 
@@ -97,7 +116,8 @@ def _render(template: str, **ctx) -> str:
 
 
 def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_info: dict,
-                      baud: int = protocol.DEFAULT_BAUD, core_mhz: float = 100.0) -> list[Path]:
+                      baud: int = protocol.DEFAULT_BAUD, core_mhz: float = 100.0,
+                      latency: int | None = None) -> list[Path]:
     """Write ``synth/<board>/`` of a bundle: board top Verilog, constraints, Vivado Tcl, README.
 
     Parameters
@@ -112,6 +132,9 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
         UART rate of the wrapper.
     core_mhz : float
         Target clock of the out-of-context core build (Vivado Tcl).
+    latency : int or None
+        Latency of the core the board build holds (the family's own core); None: the one
+        :func:`core_latency` reads from ``bundle_info``.
 
     Returns the files written.
     """
@@ -121,8 +144,12 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
     out = Path(bundle_dir) / "synth" / board.name
     out.mkdir(parents=True, exist_ok=True)
     core = bundle_info["top"]
+    if latency is None:
+        latency = core_latency(bundle_info, board.family)
+    # The README states the latency of the core this board build holds, not the portable one's.
+    bundle_info = {**bundle_info, "latency": int(latency)}
     files: dict[str, str] = {"board.v": board_verilog(bundle_info, board.clk_mhz * 1e6, baud, BOARD_TOP)}
-    ctx = {"board": board, "top": BOARD_TOP, "core": core, "bundle": bundle_info, "baud": baud,
+    ctx = {"latency": int(latency), "board": board, "top": BOARD_TOP, "core": core, "bundle": bundle_info, "baud": baud,
            "core_mhz": core_mhz, "payload_bytes": protocol.payload_bytes(bundle_info["in_width"])}
     cons = CONSTRAINTS[board.family]
     files[cons] = _render(cons + ".j2", **ctx)
@@ -131,7 +158,7 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
             files[name] = _render(name + ".j2", **ctx)
     ctx["constraint_files"] = [cons]
     files["README.md"] = _render("README.md.j2", **ctx)
-    desc = board.to_json() | {"baud": baud, "top": BOARD_TOP, "core": core}
+    desc = board.to_json() | {"baud": baud, "top": BOARD_TOP, "core": core, "core_latency": int(latency)}
     files["board.json"] = json.dumps(desc, indent=1) + "\n"
     written = []
     for name, text in files.items():

@@ -21,44 +21,42 @@ def _board_names():
 @click.command("synth")
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False))
 @click.option("--board", "board", required=True, help=f"Board: {', '.join(_board_names())}.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report here.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Also write the report here (replaces only a report dwn-hw wrote, unless --force).")
 @click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
 @click.option("--placer", type=click.Choice(["heap", "static"]), default="heap", show_default=True,
               help="nextpnr placer (open flows); static spreads large random netlists, which eases routing.")
 @click.option("--router", type=click.Choice(["router1", "router2"]), default="router1", show_default=True,
               help="nextpnr router (open flows).")
-@click.option("--core-mhz", type=float, default=None,
+@click.option("--core-mhz", type=click.FloatRange(min=0, min_open=True, max=1000), default=None,
               help="Clock target of the core's own place-and-route [default: 60 on iCE40, 150 on ECP5, above what "
                    "the parts reach]; a lower one eases routing of large cores (Fmax is still the achieved one).")
 @click.option("--toolchain", type=click.Choice(["yowasp", "system"]), default="yowasp", show_default=True,
               help="YoWASP wheels, or yosys/nextpnr on PATH after a version check.")
-@click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True, help="UART rate of the board wrapper.")
+@click.option("--baud", type=click.IntRange(min=1), default=protocol.DEFAULT_BAUD, show_default=True,
+              help="UART rate of the board wrapper.")
 @click.option("--core-pnr/--no-core-pnr", default=True, show_default=True,
               help="Place and route the core alone for its own Fmax (open flows).")
 @click.option("--board-build/--no-board-build", default=True, show_default=True,
               help="Also build the core inside the UART wrapper (resources, Fmax at the board clock, bitstream); "
                    "off: the core's figures only, which saves a second place-and-route of large designs.")
+@click.option("--force", is_flag=True, help="Replace a --json file that dwn-hw did not write.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
 def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchain, baud, core_pnr, board_build,
-              quiet):
+              force, quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
     estimates plus Vivado Tcl and XDC. The core alone and the board build (core inside the UART
-    wrapper) are reported separately in BUNDLE/synth/BOARD/report.json.
+    wrapper) are reported separately in BUNDLE/synth/BOARD/report.json, beside the bitstream; the
+    tools' scripts, logs and netlists go to BUNDLE/build/synth/BOARD/. The latency reported is the
+    latency of the core that was built (the family's own core, which may differ from rtl/'s).
     """
-    from dwn_hw.fsutil import atomic_write_text
     from dwn_hw.synth.flows import synth
 
-    try:
-        report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
-                       board_build=board_build, placer=placer, router=router,
-                       core_mhz=core_mhz, quiet=quiet)
-    finally:
-        if json_path:
-            written = Path(bundle) / "synth" / board / "report.json"
-            if written.is_file():
-                atomic_write_text(json_path, written.read_text())
+    report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
+                   board_build=board_build, placer=placer, router=router,
+                   core_mhz=core_mhz, quiet=quiet, json_out=json_path, force=force)
     click.echo(summary_line(report))
 
 
@@ -66,8 +64,12 @@ def summary_line(r: dict) -> str:
     core = r["core"]
     fmax = lambda v: "n/a (no place-and-route)" if v is None else f"{v:.1f} MHz"  # noqa: E731
     core_fmax = fmax(core["fmax_mhz"]) if core.get("fmax_source") or r["flow"] != "open" else "not run"
+    latency = f"latency {r['latency_cycles']} cycles"
+    portable = r.get("portable_latency_cycles")
+    if portable is not None and portable != r["latency_cycles"]:
+        latency += f" (rtl/'s portable core: {portable})"
     parts = [f"{r['board']} ({r['part']}): core {core['luts']} LUTs, {core['ffs']} FFs, Fmax {core_fmax},"
-             f" latency {r['latency_cycles']} cycles;"]
+             f" {latency};"]
     if r.get("board_build") is False:
         return " ".join(parts + ["board build not run (--no-board-build)"])
     parts += [f"board build {r['luts']} LUTs, {r['ffs']} FFs ({100 * r['utilisation']['luts']:.1f} % of LUTs),"
@@ -85,27 +87,32 @@ def summary_line(r: dict) -> str:
 @click.option("--bundle", "bundle_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The export bundle the board was built from.")
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--baud", default=protocol.DEFAULT_BAUD, show_default=True)
+@click.option("--baud", type=click.IntRange(min=1), default=protocol.DEFAULT_BAUD, show_default=True)
 @click.option("--scores", is_flag=True, help="Also read and check the scores (slower).")
-@click.option("--limit", type=int, default=None, help="Only the first N samples.")
-@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for each answer.")
-def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout):
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N samples [default: all of them].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="Seconds to wait for each answer.")
+@click.option("-v", "--verbose", is_flag=True, help="--port sim: show the Verilator build and simulator output.")
+def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose):
     """Classify DATA on a board over its UART and print the accuracy.
 
     DATA is an .npz with `inputs` (grid integers [N, F], or bits) and optionally `labels`; by
     default the bundle's own vectors/vectors.npz, whose expected classes are checked too.
+    `--port sim` sends the bundle's vectors through the UART wrapper in simulation (built once in
+    BUNDLE/build/run-sim/, reused while the core is unchanged).
     """
+    from dwn_hw.bundle import read_bundle
     from dwn_hw.synth import host
-    from dwn_hw.synth.uart_sim import read_bundle
+    from dwn_hw.synth.uart_sim import load_npz
 
     bundle = read_bundle(bundle_dir)
     if port == "sim":
-        return _run_in_simulation(bundle_dir, data, limit)
+        return _run_in_simulation(bundle_dir, data, limit, verbose)
     path = Path(data) if data else Path(bundle_dir) / "vectors" / "vectors.npz"
-    with np.load(path) as f:
-        if "inputs" not in f:
-            raise DwnHwError(f"{path} has no 'inputs' array")
-        arrays = {k: f[k] for k in f.files}
+    if not path.is_file():
+        raise DwnHwError(f"{path} is missing: export the bundle again, or give DATA")
+    arrays = load_npz(path)
     n = len(arrays["inputs"]) if limit is None else min(limit, len(arrays["inputs"]))
     inputs = arrays["inputs"][:n]
     ser = host.open_port(port, baud, timeout)
@@ -138,16 +145,25 @@ def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout):
         raise click.exceptions.Exit(1)
 
 
-def _run_in_simulation(bundle_dir, data, limit):
+# Where `run --port sim` builds and runs, inside the bundle's one folder of tool outputs.
+RUN_SIM_DIR = ("build", "run-sim")
+
+
+def _run_in_simulation(bundle_dir, data, limit, verbose=False):
     """`--port sim`: the UART wrapper around the core in cocotb + Verilator, on the bundle's vectors."""
-    from dwn_hw.synth.uart_sim import simulate_uart
+    from dwn_hw.synth.uart_sim import load_vectors, simulate_uart
 
     if data:
         raise DwnHwError("--port sim runs the bundle's own vectors; leave out DATA")
-    res = simulate_uart(bundle_dir, Path(bundle_dir) / "uart_sim", count=limit or 20)
+    total = len(load_vectors(bundle_dir)["inputs"])
+    n = total if limit is None else min(limit, total)
+    work = Path(bundle_dir).joinpath(*RUN_SIM_DIR)
+    click.echo(f"simulating the UART wrapper on {n} of the bundle's {total} vectors "
+               f"(Verilator build in {work}) ...", err=True)
+    res = simulate_uart(bundle_dir, work, count=n, verbose=verbose, echo=lambda text: click.echo(text, err=True))
     n, bad = res["count"], len(res["mismatches"])
-    click.echo(f"UART wrapper in simulation: classes (and every other sample's scores) equal to the expected "
-               f"outputs on {n - bad}/{n} vectors")
+    click.echo(f"UART wrapper in simulation: {n - bad}/{n} vectors matched (classes, and every other vector's "
+               f"scores, equal to the expected outputs)")
     if bad:
         raise click.exceptions.Exit(1)
 
@@ -156,9 +172,14 @@ def _run_in_simulation(bundle_dir, data, limit):
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
               help="Folder for report.md and the plots.")
-def report_cmd(bundles, out_dir):
-    """Write report.md and PNG plots from the synth reports of one or more BUNDLES."""
+@click.option("--force", is_flag=True, help="Replace report.md or plots that dwn-hw did not write.")
+def report_cmd(bundles, out_dir, force):
+    """Write report.md and PNG plots from the synth reports of one or more BUNDLES.
+
+    A report.md (and plots beside it) that dwn-hw report wrote is replaced; any other file of
+    those names is refused without --force.
+    """
     from dwn_hw.synth.report import write_report
 
-    path = write_report([Path(b) for b in bundles], Path(out_dir))
+    path = write_report([Path(b) for b in bundles], Path(out_dir), force=force)
     click.echo(f"wrote {path}")

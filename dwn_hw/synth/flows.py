@@ -16,17 +16,22 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
-from dwn_hw.fsutil import atomic_write_text
+from dwn_hw.fsutil import atomic_write_bytes, atomic_write_text
 from dwn_hw.synth import protocol
 from dwn_hw.synth.boards import BOARD_TOP, CONSTRAINTS, Board, load_board, write_board_files
 from dwn_hw.synth.parse import cell_counts, nextpnr_summary, stat_design
 from dwn_hw.synth.toolchain import Toolchain, ToolFailed, run_tool
-from dwn_hw.synth.uart_sim import core_sources, read_bundle
+from dwn_hw.synth.uart_sim import core_sources
+
+# The one folder of tool outputs in a bundle (its Makefile's `make clean` removes it).
+BUILD = "build"
 
 HARNESS_TOP = "dwn_harness"
 # Place-and-route targets of the core alone: above what the parts reach, so the figure is the achieved Fmax.
@@ -77,44 +82,78 @@ endmodule
 """
 
 
-def device_core(bundle_dir: Path, bundle: dict, family: str, build: Path) -> tuple[list[Path], str]:
-    """The core's Verilog for a family's flow, and where it came from.
+@dataclass(frozen=True)
+class Core:
+    """The core a family's flow synthesizes: its Verilog, where it came from, its LUT style and latency.
+
+    ``latency`` is this core's own (device styles may build deeper popcount trees than the
+    portable core of ``rtl/``), and it is what every report of the build states.
+    """
+
+    sources: list
+    origin: str
+    lut_style: str
+    latency: int
+
+
+def device_core(bundle_dir: Path, bundle: dict, family: str, cache: Path) -> Core:
+    """The core's Verilog for a family's flow, where it came from, and its latency.
 
     Yosys maps the portable ``mux`` LUTs with ABC (about 14 minutes for the MNIST shape on ECP5);
     the family's LUT primitives leave it nothing to map in the LUT layers, counters and encoder.
-    In order: the bundle's own ``rtl_device`` file for the family, the bundle's ``rtl/`` when it
-    was exported in that style already, the core regenerated from the bundle's ``dwn.ir.json``
-    with the family's style (cached in ``build/``), and last the portable ``rtl/``.
+    In order: the bundle's own ``rtl_device`` core for the family (its latency as ``bundle.json``
+    records it), the bundle's ``rtl/`` when it was exported in that style already (the bundle's
+    latency), the core regenerated from the bundle's ``dwn.ir.json`` with the family's style
+    (cached in ``cache``; the generator's latency for that style; its ports must match the
+    bundle's), and last the portable ``rtl/`` (the bundle's latency).
     """
+    from dwn_hw.bundle import device_core as listed_core
     from dwn_hw.hdl.lut import DEVICE_STYLES
 
     style = DEVICE_STYLES.get(family)
-    listed = (bundle.get("rtl_device") or {}).get(family)
-    if listed and (bundle_dir / listed).is_file():
-        return [bundle_dir / listed], f"bundle {listed} ({style} primitives)"
-    if style is None or bundle.get("lut_style") == style:
-        return core_sources(bundle_dir), f"bundle rtl/ ({bundle.get('lut_style', 'mux')} LUTs)"
+    portable = bundle.get("lut_style") or "mux"
+    listed = listed_core(bundle, family)
+    if listed and listed["latency"] is not None and (bundle_dir / listed["rtl"]).is_file():
+        listed_style = listed["lut_style"] or style
+        return Core([bundle_dir / listed["rtl"]], f"bundle {listed['rtl']} ({listed_style} primitives)",
+                    listed_style, int(listed["latency"]))
+    if style is None or portable == style:
+        return Core(core_sources(bundle_dir), f"bundle rtl/ ({portable} LUTs)", portable, int(bundle["latency"]))
     ir_path = bundle_dir / "dwn.ir.json"
     if not ir_path.is_file() or "pipeline" not in bundle or "inputs" not in bundle:
-        return core_sources(bundle_dir), f"bundle rtl/ ({bundle.get('lut_style', 'mux')} LUTs; no dwn.ir.json)"
-    out = build / f"core_{style}.v"
-    key = build / f"core_{style}.key"
-    stamp = json.dumps([ir_path.stat().st_mtime_ns, ir_path.stat().st_size, bundle["top"], bundle["inputs"],
-                        bundle["pipeline"], bundle["latency"]])
-    if not (out.is_file() and key.is_file() and key.read_text() == stamp):
+        if listed and not (bundle_dir / listed["rtl"]).is_file():
+            raise DwnHwError(f"{bundle_dir / listed['rtl']} (bundle.json's core for {family}) is missing and the "
+                             f"bundle has no dwn.ir.json to build it from: export the bundle again")
+        # An old bundle's device core without a recorded latency cannot be reported truthfully:
+        # the portable core's latency is known.
+        return Core(core_sources(bundle_dir), f"bundle rtl/ ({portable} LUTs; no dwn.ir.json to build "
+                    f"{style} primitives from)", portable, int(bundle["latency"]))
+    import dwn_hw
+
+    out = cache / f"core_{style}.v"
+    key = cache / f"core_{style}.key"
+    stamp = [ir_path.stat().st_mtime_ns, ir_path.stat().st_size, bundle["top"], bundle["inputs"],
+             bundle["pipeline"], style, dwn_hw.__version__]
+    try:
+        known = json.loads(key.read_text()) if key.is_file() and out.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        known = None
+    if not (isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("latency"), int)):
         from dwn_hw import ir as irmod
         from dwn_hw.hdl import build_top
 
         # name = the bundle's whole top (prefix included): every module name comes out as in rtl/.
         text, info = build_top(irmod.load(ir_path), inputs=bundle["inputs"], pipeline=bundle["pipeline"],
                                name=bundle["top"], lut_style=style)
-        for field in ("latency", "in_width", "classes", "score_width"):
+        # The ports must be the bundle's; the latency is this style's own.
+        for field in ("in_width", "classes", "score_width"):
             if int(info[field]) != int(bundle[field]):
                 raise DwnHwError(f"{ir_path} does not match {bundle_dir / 'bundle.json'}: the regenerated core has "
                                  f"{field} {info[field]}, the bundle {bundle[field]} (export the bundle again)")
         atomic_write_text(out, text)
-        atomic_write_text(key, stamp)
-    return [out], f"generated from dwn.ir.json ({style} primitives)"
+        known = {"stamp": stamp, "latency": int(info["latency"])}
+        atomic_write_text(key, json.dumps(known) + "\n")
+    return Core([out], f"generated from dwn.ir.json ({style} primitives)", style, known["latency"])
 
 
 def _yosys(tc: Toolchain, family: str, sources: list[Path], top: str, build: Path, tag: str, quiet: bool,
@@ -227,20 +266,36 @@ def utilisation(counts: dict, board: Board) -> dict:
             if board.capacity.get(k)}
 
 
-def ensure_board_files(bundle_dir: Path, board: Board, bundle: dict, baud: int) -> Path:
+def ensure_board_files(bundle_dir: Path, board: Board, bundle: dict, baud: int, latency: int) -> Path:
+    """``synth/<board>/`` of the bundle, written again when its baud rate or core latency differ."""
     out = bundle_dir / "synth" / board.name
     desc = out / "board.json"
-    fresh = desc.is_file() and (out / "board.v").is_file() and json.loads(desc.read_text()).get("baud") == baud
-    if not fresh:
-        write_board_files(bundle_dir, board.name, bundle, baud=baud)
+    try:
+        known = json.loads(desc.read_text()) if desc.is_file() and (out / "board.v").is_file() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        known = {}
+    if not (isinstance(known, dict) and known.get("baud") == baud and known.get("core_latency") == latency):
+        write_board_files(bundle_dir, board.name, bundle, baud=baud, latency=latency)
     return out
+
+
+def build_folder(bundle_dir: Path, board: str) -> Path:
+    """Where synth keeps a board's intermediate files: ``BUNDLE/build/synth/<board>/``."""
+    return bundle_dir / BUILD / "synth" / board
 
 
 def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, toolchain: str = "yowasp",
           baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
           placer: str = "heap", router: str = "router1", core_mhz: float | None = None,
-          quiet: bool = False) -> dict:
+          quiet: bool = False, json_out: str | os.PathLike | None = None, force: bool = False) -> dict:
     """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
+
+    Results a user reads stay in ``synth/<board>/`` (``report.json``, the bitstream); everything
+    else (yosys and nextpnr scripts, logs, netlists, each tool's command line) goes to
+    ``build/synth/<board>/``. ``json_out`` is a second copy of the report; like ``report.json`` it
+    replaces only a report we wrote, other files need ``force``. The report's ``latency_cycles``
+    is the latency of the core that was built (:func:`device_core`), which may differ from the
+    portable ``rtl/`` core's (``portable_latency_cycles``).
 
     ``placer`` is nextpnr's placer: ``heap`` (its default) or ``static``, which spreads large random
     netlists (a second DWN layer with a random mapping) so that the router needs fewer rip-ups;
@@ -263,28 +318,37 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     bundle_dir = Path(bundle_dir).resolve()
     bundle = read_bundle(bundle_dir)
     board = load_board(board_name)
+    targets = [bundle_dir / "synth" / board.name / "report.json"] + ([Path(json_out)] if json_out else [])
+    from dwn_hw.outputs import check_replaceable
+
+    for target in targets:  # before minutes of synthesis, not after
+        if not (target == targets[0] and _legacy_report(target)):
+            check_replaceable(target, force)
     tc = Toolchain(toolchain)
-    out = ensure_board_files(bundle_dir, board, bundle, baud)
-    build = out / "build"
-    build.mkdir(parents=True, exist_ok=True)
     fam = board.family
-    rtl, rtl_source = device_core(bundle_dir, bundle, fam, build)
+    build = build_folder(bundle_dir, board.name)
+    build.mkdir(parents=True, exist_ok=True)
+    chosen = device_core(bundle_dir, bundle, fam, build.parent)
+    out = ensure_board_files(bundle_dir, board, bundle, baud, chosen.latency)
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     times: dict[str, float] = {}
-    say(f"synth {bundle_dir.name} for {board.title}; core: {rtl_source}")
+    say(f"synth {bundle_dir.name} for {board.title}; core: {chosen.origin}, latency {chosen.latency} cycles")
 
-    core_stat, times["yosys_core"] = _yosys(tc, fam, rtl, bundle["top"], build, "core", quiet, True)
+    core_stat, times["yosys_core"] = _yosys(tc, fam, chosen.sources, bundle["top"], build, "core", quiet, True)
     core_net = _top_only(build / "core.json", bundle["top"])
     core = cell_counts(core_stat, fam)
     core_fits, core_over = fits(core, board)
-    core.update(top=bundle["top"], rtl=rtl_source, latency_cycles=int(bundle["latency"]), fits=core_fits,
-                utilisation=utilisation(core, board), fmax_mhz=None, fmax_source=None)
+    core.update(top=bundle["top"], rtl=chosen.origin, lut_style=chosen.lut_style, latency_cycles=chosen.latency,
+                fits=core_fits, utilisation=utilisation(core, board), fmax_mhz=None, fmax_source=None)
     report = {"board": board.name, "title": board.title, "part": board.part, "family": fam, "flow": board.flow,
               "toolchain": toolchain, "seed": seed, "placer": placer, "router": router, "bundle": str(bundle_dir),
-              "latency_cycles": int(bundle["latency"]),
-              "clock_mhz": board.clk_mhz, "core": core, "tools": tc.versions, "times_s": times}
+              # The board build holds the same core: one latency, the built core's own.
+              "latency_cycles": chosen.latency, "portable_latency_cycles": int(bundle["latency"]),
+              "build_dir": str(build), "clock_mhz": board.clk_mhz, "core": core, "tools": tc.versions,
+              "times_s": times}
+    finish = lambda error: _finish(report, targets, error)  # noqa: E731
     if not core_fits:
-        return _finish(report, out, f"the core does not fit the {board.part}: {'; '.join(core_over)}")
+        return finish(f"the core does not fit the {board.part}: {'; '.join(core_over)}")
 
     if core_pnr and board.flow == "open":
         core_target = float(core_mhz or CORE_TARGET_MHZ[fam])
@@ -305,7 +369,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
 
     if not board_build:
         report["board_build"] = False
-        return _finish(report, out, None)
+        return finish(None)
     board_stat, times["yosys_board"] = _yosys(tc, fam, [out / "board.v"], BOARD_TOP, build, "board", quiet,
                                               board.flow == "open", core_net, bundle)
     whole = cell_counts(board_stat, fam)
@@ -321,7 +385,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
                             "xdc": str(out / CONSTRAINTS[fam]),
                             "command": f"cd {out} && vivado -mode batch -source vivado.tcl"}
     if not ok:
-        return _finish(report, out, f"the board build does not fit the {board.part}: {'; '.join(over)}")
+        return finish(f"the board build does not fit the {board.part}: {'; '.join(over)}")
     if board.flow == "open":
         pnr, times["nextpnr_board"] = _nextpnr(tc, board, build, "board", board.clk_mhz, seed, quiet,
                                                out / CONSTRAINTS[fam], whole, placer, router)
@@ -337,8 +401,10 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
             run_tool(tc.pack(fam) + ["--input", "board.config", "--bit", bit.name], build, build / "pack.log",
                      "ecppack", quiet)
         times["pack"] = time.monotonic() - t0
-        report["bitstream"] = str(bit)
-    return _finish(report, out, None)
+        # The bitstream is a result (what a user programs): beside report.json, not among the intermediates.
+        atomic_write_bytes(out / bit.name, bit.read_bytes())
+        report["bitstream"] = str(out / bit.name)
+    return finish(None)
 
 
 def _uart_figures(bundle: dict, baud: int) -> dict:
@@ -347,14 +413,33 @@ def _uart_figures(bundle: dict, baud: int) -> dict:
     return {"baud": baud, "request_bytes": nbytes, "samples_per_s": round(baud / per_sample_bits, 1)}
 
 
-def _finish(report: dict, out: Path, error: str | None) -> dict:
+def _legacy_report(path: Path) -> bool:
+    """A ``synth/<board>/report.json`` of a dwn-hw from before reports carried the mark (ours too)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and {"board", "core", "dwn_hw_version"} <= set(data)
+
+
+def mark_output(data: dict, command: str) -> dict:
+    """``data`` with the mark that says a dwn-hw command wrote it (so a later run may replace it)."""
+    from dwn_hw import outputs
+
+    return outputs.mark(data, command)
+
+
+def _finish(report: dict, targets: list[Path], error: str | None) -> dict:
+    """Write the report to ``targets`` (``synth/<board>/report.json`` first); raise ``error`` after."""
     import dwn_hw
 
     report["dwn_hw_version"] = dwn_hw.__version__
     report.setdefault("fits", report["core"]["fits"])
     for key in ("luts", "ffs", "fmax_mhz"):
         report.setdefault(key, None)
-    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+    text = json.dumps(mark_output(report, "synth"), indent=1) + "\n"
+    for target in targets:
+        atomic_write_text(target, text)
     if error:
-        raise DwnHwError(f"{error} (report: {out / 'report.json'})")
+        raise DwnHwError(f"{error} (report: {targets[0]})")
     return report

@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
-from dwn_hw.synth.uart_sim import read_bundle
+from dwn_hw.outputs import check_replaceable, is_tool_output, text_mark
+
+REPORT = "report.md"
+PLOTS = ("resources_per_stage.png", "accuracy_vs_luts.png")
 
 
 def accuracy_of(bundle_dir: Path, bundle: dict) -> float | None:
@@ -21,7 +25,12 @@ def accuracy_of(bundle_dir: Path, bundle: dict) -> float | None:
     candidates = [bundle.get("accuracy")]
     ir_path = bundle_dir / "dwn.ir.json"
     if ir_path.is_file():
-        candidates.append(json.loads(ir_path.read_text()).get("meta", {}).get("accuracy"))
+        try:
+            ir = json.loads(ir_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DwnHwError(f"{ir_path} is not valid JSON ({exc}); export the bundle again") from None
+        meta = ir.get("meta") if isinstance(ir, dict) else None
+        candidates.append(meta.get("accuracy") if isinstance(meta, dict) else None)
     for acc in candidates:
         if isinstance(acc, (int, float)):
             return float(acc)
@@ -42,9 +51,12 @@ def collect(bundle_dirs: list[Path]) -> list[dict]:
         synths = []
         for rep in sorted((d / "synth").glob("*/report.json")):
             try:
-                synths.append(json.loads(rep.read_text()))
-            except json.JSONDecodeError as exc:
-                raise DwnHwError(f"{rep} is not valid JSON: {exc}") from exc
+                data = json.loads(rep.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DwnHwError(f"{rep} is not valid JSON ({exc}); run `dwn-hw synth` again") from None
+            if not isinstance(data, dict) or not isinstance(data.get("core"), dict):
+                raise DwnHwError(f"{rep} is not a synth report; run `dwn-hw synth` again")
+            synths.append(data)
         entries.append({"dir": d, "name": d.name, "bundle": bundle, "accuracy": accuracy_of(d, bundle),
                         "synth": synths})
     return entries
@@ -56,11 +68,35 @@ def _fmt(v, unit=""):
     return f"{v:.1f}{unit}" if isinstance(v, float) else f"{v}{unit}"
 
 
-def write_report(bundle_dirs: list[Path], out: Path) -> Path:
-    """Write ``out/report.md`` and its plots; return the Markdown file's path."""
+def check_outputs(out: Path, force: bool) -> None:
+    """Refuse to write over a ``report.md`` or plot that ``dwn-hw report`` did not write (unless ``force``).
+
+    ``report.md`` carries our mark; the plots cannot, so they are ours when the ``report.md``
+    beside them is (a folder holding our report is our report folder).
+    """
+    if out.exists() and not out.is_dir():
+        raise DwnHwError(f"{out} is a file; give a folder for the report (-o)")
+    md = out / REPORT
+    ours = is_tool_output(md)
+    check_replaceable(md, force)
+    for name in PLOTS:
+        plot = out / name
+        if plot.is_dir():
+            raise DwnHwError(f"{plot} is a folder; choose another report folder (-o)")
+        if plot.exists() and not ours and not force:
+            raise DwnHwError(f"{plot} exists and was not written by dwn-hw report; pass --force to replace it, "
+                             "or choose another folder (-o)")
+
+
+def write_report(bundle_dirs: list[Path], out: Path, force: bool = False) -> Path:
+    """Write ``out/report.md`` and its plots; return the Markdown file's path.
+
+    Files of those names that ``dwn-hw report`` did not write are refused unless ``force``.
+    """
     entries = collect(bundle_dirs)
+    check_outputs(out, force)
     out.mkdir(parents=True, exist_ok=True)
-    lines = ["# dwn-hw hardware report", ""]
+    lines = [text_mark("<!-- {} report -->"), "# dwn-hw hardware report", ""]
     lines += ["| bundle | accuracy | board | part | core LUTs | core FFs | core Fmax (MHz) | board LUTs | board FFs |"
               " board Fmax (MHz) | clock (MHz) | latency | fits |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -91,9 +127,19 @@ def write_report(bundle_dirs: list[Path], out: Path) -> Path:
         for r in e["synth"]:
             tools = "; ".join(f"{k}: {v}" for k, v in r.get("tools", {}).items())
             lines.append(f"- {e['name']} on {r['board']}: tools {tools}; seed {r.get('seed')}")
-    path = out / "report.md"
+    path = out / REPORT
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def _save(fig, path: Path) -> None:
+    import io
+
+    from dwn_hw.fsutil import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _plots(entries: list[dict], out: Path) -> list[tuple[str, str]]:
@@ -128,7 +174,7 @@ def _plots(entries: list[dict], out: Path) -> list[tuple[str, str]]:
         ax.set_title("Resources per stage")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "resources_per_stage.png", dpi=120)
+        _save(fig, out / "resources_per_stage.png")
         plt.close(fig)
         made.append(("Resources per stage", "resources_per_stage.png"))
     points = [(r["core"]["luts"], e["accuracy"], f"{e['name']} ({r['board']})")
@@ -143,7 +189,7 @@ def _plots(entries: list[dict], out: Path) -> list[tuple[str, str]]:
         ax.set_title("Accuracy vs LUTs")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(out / "accuracy_vs_luts.png", dpi=120)
+        _save(fig, out / "accuracy_vs_luts.png")
         plt.close(fig)
         made.append(("Accuracy vs LUTs", "accuracy_vs_luts.png"))
     return made

@@ -19,6 +19,7 @@ import click
 
 from dwn_hw import tools
 from dwn_hw.errors import DwnHwError
+from dwn_hw.fsutil import atomic_write_text
 
 MIN_YOSYS = (0, 40)
 MIN_NEXTPNR = (0, 7)
@@ -89,14 +90,24 @@ def _check_version(name: str, text: str, pattern: str, minimum: tuple[int, int])
                          f"use the default --toolchain yowasp")
 
 
+def command_text(cmd: list[str]) -> str:
+    """The command line as a user types it: the tool by its name (not the venv's absolute path).
+
+    Every other argument is already relative to the folder the tool runs in, so the file reads as
+    a shell script run from that folder with the tools on PATH (the venv's ``bin/`` for YoWASP).
+    """
+    line = shlex.join([Path(str(cmd[0])).name] + [str(c) for c in cmd[1:]])
+    return f"# run in this folder, with {Path(str(cmd[0])).name} on PATH (the dwn-hw venv's bin/)\n{line}\n"
+
+
 def run_tool(cmd: list[str], cwd: Path, log: Path, label: str, quiet: bool = False) -> str:
     """Run a tool, keep its whole output in ``log``, show progress; return the output.
 
     On a terminal one status line shows the elapsed time and the tool's latest line; elsewhere a
     line is printed every 15 s so a CI log shows the tool is alive. The command line is kept beside
-    the log (``<log>.cmd``, run from ``cwd``) to rerun the step by hand.
+    the log (``<log>.cmd``, :func:`command_text`, run from ``cwd``) to rerun the step by hand.
     """
-    Path(log).with_suffix(".cmd").write_text(shlex.join(str(c) for c in cmd) + "\n")
+    atomic_write_text(Path(log).with_suffix(".cmd"), command_text(cmd))
     start = time.monotonic()
     tty = sys.stderr.isatty() and not quiet
     last_print = start

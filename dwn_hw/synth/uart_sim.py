@@ -3,85 +3,174 @@
 The bench (:mod:`dwn_hw.synth.uart_bench`) sends each vector's bytes over the simulated serial
 line and reads the class and scores back; this module builds the simulation, runs it and compares
 the answers with the bundle's expected outputs. No torch here.
+
+The Verilator build is kept to rerun fast, but only what a rerun needs: the linked simulator and a
+stamp of what it was built from. The object files, precompiled headers and generated C++ (most of
+the build's size) are removed after a successful link; a changed core or wrapper builds anew.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from dwn_hw import tools
+from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
+from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.synth import protocol
 
-
-def read_bundle(bundle_dir: str | os.PathLike) -> dict:
-    """``bundle.json`` of an export bundle, with a clear error when it is not one."""
-    path = Path(bundle_dir) / "bundle.json"
-    if not path.is_file():
-        raise DwnHwError(f"{bundle_dir} is not an export bundle: {path} is missing (run `dwn-hw export` first)")
-    try:
-        bundle = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DwnHwError(f"{path} is not valid JSON: {exc}") from exc
-    for key in ("top", "in_width", "classes", "score_width", "latency"):
-        if key not in bundle:
-            raise DwnHwError(f"{path} lacks the field {key!r}")
-    return bundle
+TOP = "dwn_uart"
+BUILD_ARGS = ["-O2"]
+STAMP = "built_from.json"
+LOG_LINES = 20  # lines of a failed build's log shown with the error
 
 
 def core_sources(bundle_dir: str | os.PathLike) -> list[Path]:
     rtl = sorted((Path(bundle_dir) / "rtl").glob("*.v"))
     if not rtl:
-        raise DwnHwError(f"{bundle_dir}/rtl holds no Verilog (.v) file")
+        raise DwnHwError(f"{Path(bundle_dir) / 'rtl'} holds no Verilog (.v) file: export the bundle again")
     return rtl
 
 
-def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count: int = 8,
-                  clocks_per_bit: int = 8) -> dict:
-    """Send the first ``count`` vectors through the simulated wrapper; return answers and mismatches.
+def load_vectors(bundle_dir: str | os.PathLike) -> dict:
+    """The bundle's ``vectors/vectors.npz`` arrays, or a one-line error that says what is wrong."""
+    path = Path(bundle_dir) / "vectors" / "vectors.npz"
+    if not path.is_file():
+        raise DwnHwError(f"{path} is missing: export the bundle again")
+    return load_npz(path, ("inputs", "classes", "scores"))
 
-    The clock is 8 ns per cycle and the baud rate ``clk / clocks_per_bit`` (the divisor, not the
-    absolute rate, is what the wrapper's logic depends on).
+
+def load_npz(path: Path, required: tuple[str, ...] = ("inputs",)) -> dict:
+    """The arrays of an ``.npz`` file, checked for ``required`` names."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise DwnHwError(f"{path} is a single .npy array; give an .npz with an 'inputs' array")
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DwnHwError(f"{path} is not an .npz file ({exc}); give an .npz with an 'inputs' array") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise DwnHwError(f"{path} has no {', '.join(repr(k) for k in missing)} array")
+    return arrays
+
+
+def _stamp(sources: list[Path]) -> dict:
+    digest = hashlib.sha256()
+    for src in sources:
+        digest.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
+    from cocotb_tools import config
+
+    return {"sources": digest.hexdigest(), "args": BUILD_ARGS, "verilator": str(tools.verilator_root()),
+            "cocotb": str(config.libs_dir)}
+
+
+def _tail(log: Path, n: int = LOG_LINES) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+def _prune(build: Path) -> None:
+    """Keep the linked simulator and the stamp; the rest of Verilator's build is not needed to rerun."""
+    for item in build.iterdir():
+        if item.name in (TOP, STAMP, "build.log"):
+            continue
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item)
+        else:
+            item.unlink()
+
+
+def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count: int | None = None,
+                  clocks_per_bit: int = 8, verbose: bool = False, echo=None) -> dict:
+    """Send the bundle's vectors (the first ``count``; None: all) through the simulated wrapper.
+
+    Returns the answers and the indices of the mismatches. The clock is 8 ns per cycle and the
+    baud rate ``clk / clocks_per_bit`` (the divisor, not the absolute rate, is what the wrapper's
+    logic depends on). The build's and the simulator's output go to ``work/build/build.log`` and
+    ``work/sim.log``; with ``verbose`` to the terminal instead. When the build fails, the error
+    quotes the last lines of its log through ``echo`` (a callable taking a text; default: nothing).
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
     from dwn_hw.hdl.uart import wrapper_verilog
 
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise DwnHwError(f"count must be a positive integer, not {count!r}")
     bundle = read_bundle(bundle_dir)
-    vec = np.load(Path(bundle_dir) / "vectors" / "vectors.npz")
-    inputs, classes, scores = vec["inputs"][:count], vec["classes"][:count], vec["scores"][:count]
+    vec = load_vectors(bundle_dir)
+    stop = None if count is None else count
+    inputs, classes, scores = vec["inputs"][:stop], vec["classes"][:stop], vec["scores"][:stop]
+    if len(inputs) == 0:
+        raise DwnHwError(f"{Path(bundle_dir) / 'vectors' / 'vectors.npz'} holds no vectors: export the bundle again")
     work = Path(work).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    build = work / "build"
+    build.mkdir(parents=True, exist_ok=True)
     clk_ns = 8
     clk_hz = 1e9 / clk_ns
-    wrapper = work / "dwn_uart.v"
-    wrapper.write_text(wrapper_verilog(bundle, clk_hz, int(clk_hz / clocks_per_bit)))
+    wrapper = work / f"{TOP}.v"
+    text = wrapper_verilog(bundle, clk_hz, int(clk_hz / clocks_per_bit))
+    if not (wrapper.is_file() and wrapper.read_text() == text):
+        atomic_write_text(wrapper, text)
     setup = {"clk_ns": clk_ns, "bit_ns": clk_ns * clocks_per_bit, "classes": int(bundle["classes"]),
              "score_width": int(bundle["score_width"]),
              "payloads": [p.hex() for p in protocol.pack_inputs(inputs, bundle)]}
-    (work / "setup.json").write_text(json.dumps(setup))
-
-    old_env = dict(os.environ)
-    os.environ.update(tools.verilator_env())
-    try:
-        runner = get_runner("verilator")
-        runner.build(sources=[*core_sources(bundle_dir), wrapper], hdl_toplevel="dwn_uart",
-                     build_dir=work / "build", timescale=("1ns", "1ps"), build_args=["-O2"])
-        xml = runner.test(test_module="dwn_hw.synth.uart_bench", hdl_toplevel="dwn_uart",
-                          build_dir=work / "build", test_dir=work,
-                          extra_env={"DWN_UART_SETUP": str(work / "setup.json"),
-                                     "DWN_UART_RESULT": str(work / "result.json")})
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
-    _, failed = get_results(Path(xml))
+    atomic_write_text(work / "setup.json", json.dumps(setup))
     result_path = work / "result.json"
+    result_path.unlink(missing_ok=True)  # ours, from an earlier run: never read a stale answer
+
+    sources = [*core_sources(bundle_dir), wrapper]
+    stamp = _stamp(sources)
+    stamp_path = build / STAMP
+    try:
+        built = json.loads(stamp_path.read_text()) == stamp and (build / TOP).is_file()
+    except (OSError, json.JSONDecodeError):
+        built = False
+    env = tools.verilator_env()
+    runner = get_runner("verilator")
+    if not built:
+        stamp_path.unlink(missing_ok=True)
+        log = build / "build.log"
+        old_env = dict(os.environ)
+        os.environ.update(env)  # the runner's build has no environment argument
+        try:
+            runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build, timescale=("1ns", "1ps"),
+                         build_args=BUILD_ARGS, always=True, log_file=None if verbose else log)
+        except (RuntimeError, SystemExit) as exc:
+            if echo is not None and not verbose:
+                echo(_tail(log))
+            raise DwnHwError(f"the Verilator build of the UART simulation failed ({exc}); log: {log}") from None
+        finally:
+            os.environ.clear()
+            os.environ.update(old_env)
+        _prune(build)
+        atomic_write_text(stamp_path, json.dumps(stamp) + "\n")
+    sim_log = work / "sim.log"
+    try:
+        xml = runner.test(test_module="dwn_hw.synth.uart_bench", hdl_toplevel=TOP, build_dir=build, test_dir=work,
+                          extra_env={"DWN_UART_SETUP": str(work / "setup.json"),
+                                     "DWN_UART_RESULT": str(result_path)},
+                          log_file=None if verbose else sim_log)
+    except (RuntimeError, SystemExit) as exc:
+        if echo is not None and not verbose:
+            echo(_tail(sim_log))
+        raise DwnHwError(f"the UART simulation did not run ({exc}); log: {sim_log}") from None
+    _, failed = get_results(Path(xml))
     if failed or not result_path.is_file():
-        raise DwnHwError(f"the UART simulation failed; see {work}")
+        if echo is not None and not verbose:
+            echo(_tail(sim_log))
+        raise DwnHwError(f"the UART simulation failed; log: {sim_log}")
     got = json.loads(result_path.read_text())
     want_scores = [s.tolist() if i % 2 == 0 else None for i, s in enumerate(scores)]
     mismatches = [i for i in range(len(inputs))

@@ -66,15 +66,18 @@ def run_units(units: list[dict], sources: list, toplevel: str, build_dir, sim: s
 def simulate(bundle, sim: str = "verilator", build_dir=None, jobs: int | None = None,
              max_report: int = 10, verbose: bool = False) -> dict:
     """Simulate an export bundle; return the bench's result (``ok``, ``units``, ``build_s``, ``run_s``)."""
+    from dwn_hw.bundle import read_bundle
+
     bench = load_bench()
     bundle = Path(bundle)
-    if not bundle.is_dir():
+    if not bundle.exists():
         raise DwnHwError(f"bundle folder {bundle} does not exist (dwn-hw export ... -o {bundle})")
+    read_bundle(bundle)          # a file or a folder that is not a bundle: one clear line
     try:
         spec, sources = bench.load_bundle(bundle)
     except bench.SimError as exc:
         raise DwnHwError(str(exc)) from exc
-    return run_units([spec], sources, spec["top"], build_dir or bundle / "sim_build", sim=sim, jobs=jobs,
+    return run_units([spec], sources, spec["top"], build_dir or bundle / "build" / "sim", sim=sim, jobs=jobs,
                      max_report=max_report, verbose=verbose)
 
 
@@ -83,7 +86,7 @@ def simulate(bundle, sim: str = "verilator", build_dir=None, jobs: int | None = 
 @click.option("--sim", "simulator", type=click.Choice(["verilator", "icarus"]), default="verilator",
               show_default=True, help="Simulator (Icarus is only usable for small designs).")
 @click.option("--build-dir", type=click.Path(path_type=Path), default=None,
-              help="Where to build [default: OUT/sim_build].")
+              help="Where to build [default: OUT/build/sim].")
 @click.option("--jobs", type=int, default=None, help="C++ build jobs [default: all cores].")
 @click.option("--max-report", type=int, default=10, show_default=True, help="Mismatches to list.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the build and simulator output.")

@@ -647,18 +647,12 @@ def lut_readback(ir: dict, sources, top: str, workdir, timeout: float | None = N
 def load_bundle(out) -> tuple[dict, dict, list[Path]]:
     """(bundle.json, IR, Verilog sources) of an export bundle, or a DwnHwError saying what is wrong."""
     from dwn_hw import ir as irmod
+    from dwn_hw.bundle import read_bundle
 
     out = Path(out)
-    meta_path = out / "bundle.json"
-    if not meta_path.is_file():
-        raise DwnHwError(f"{meta_path} is missing: is {out} an export bundle? (dwn-hw export ... -o DIR)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DwnHwError(f"{meta_path} is not valid JSON ({exc}); re-export the bundle") from exc
-    for key in ("top", "latency", "inputs"):
-        if not isinstance(meta, dict) or key not in meta:
-            raise DwnHwError(f"{meta_path} lacks field {key!r}; re-export the bundle")
+    meta = read_bundle(out)
+    if "inputs" not in meta:
+        raise DwnHwError(f"{out / 'bundle.json'} lacks field 'inputs'; re-export the bundle")
     ir_path = out / "dwn.ir.json"
     if not ir_path.is_file():
         raise DwnHwError(f"{ir_path} is missing; re-export the bundle")
@@ -670,11 +664,15 @@ def load_bundle(out) -> tuple[dict, dict, list[Path]]:
     return meta, ir, sources
 
 
-def verify_bundle(out, formal: bool = True, luts: bool = True, timeout: float | None = None,
+def verify_bundle(out, formal: bool = False, luts: bool = True, timeout: float | None = None,
                   workdir=None) -> dict:
-    """Run the chosen checks on a bundle; return ``{"formal": prove(...), "luts": lut_readback(...)}``."""
+    """Run the chosen checks on a bundle; return ``{"formal": prove(...), "luts": lut_readback(...)}``.
+
+    By default only the LUT read-back (seconds to a minute); ``formal=True`` adds the equivalence
+    proof (minutes: about 11 for the digits model). Work files go to ``OUT/build/verify``.
+    """
     meta, ir, sources = load_bundle(out)
-    workdir = Path(workdir) if workdir else Path(out) / "verify_build"
+    workdir = Path(workdir) if workdir else Path(out) / "build" / "verify"
     result = {}
     if luts:
         result["luts"] = lut_readback(ir, sources, meta["top"], workdir / "luts", timeout,
@@ -685,18 +683,38 @@ def verify_bundle(out, formal: bool = True, luts: bool = True, timeout: float | 
     return result
 
 
+def _plan_line(ir: dict, formal: bool, luts: bool) -> str:
+    """The one line saying what runs and roughly how long."""
+    n = sum(len(layer["mapping"]) for layer in ir["layers"])
+    runs = []
+    if luts:
+        runs.append(f"LUT read-back of all {n} LUT tables from the yosys netlist (seconds to a minute)")
+    if formal:
+        runs.append("the formal equivalence proof against an IR reference netlist (minutes; about 11 for a "
+                    "digits-sized model of 500 LUTs, longer for bigger ones)")
+    line = "verify: " + " and ".join(runs)
+    if not formal:
+        line += "; --formal adds the equivalence proof (minutes)"
+    return line
+
+
 @click.command("verify")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--formal", is_flag=True, help="Prove the Verilog equal to a reference built from the IR (yosys).")
-@click.option("--luts", is_flag=True, help="Read every LUT's table back from the synthesized netlist.")
+@click.option("--formal", is_flag=True,
+              help="Prove the Verilog equal to a reference built from the IR (yosys; minutes: ~11 for digits).")
+@click.option("--luts", is_flag=True, help="Read every LUT's table back from the synthesized netlist (fast).")
 @click.option("--timeout", type=float, default=None, help="Seconds per yosys run [default: none].")
 def verify_cmd(out, formal, luts, timeout):
-    """Check the bundle OUT's Verilog against its IR: LUT readback and a formal equivalence proof.
+    """Check the bundle OUT's Verilog against its IR.
 
-    With neither --formal nor --luts both run. Exits 1 when a check fails.
+    Without flags: the LUT read-back (every table read back from the synthesized netlist; fast).
+    --formal: the yosys equivalence proof instead (minutes); --formal --luts: both. Exits 1 when a
+    check fails.
     """
     if not formal and not luts:
-        formal = luts = True
+        luts = True
+    _, ir, _ = load_bundle(out)
+    click.echo(_plan_line(ir, formal, luts), err=True)
     result = verify_bundle(out, formal=formal, luts=luts, timeout=timeout)
     failed = False
     if "luts" in result:

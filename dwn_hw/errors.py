@@ -23,3 +23,15 @@ class Interrupted(KeyboardInterrupt):
 
     def __str__(self) -> str:
         return self.message
+
+
+class DwnHwWarning(UserWarning):
+    """Something legal but likely unwanted (collapsed thresholds, uneven class groups): the CLI prints it as one
+    ``warning: ...`` line; library callers get an ordinary Python warning they can filter or turn into errors."""
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`DwnHwWarning` (the one way dwn-hw warns)."""
+    import warnings
+
+    warnings.warn(message, DwnHwWarning, stacklevel=2)

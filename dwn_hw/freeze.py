@@ -12,6 +12,7 @@ import pickle
 import re
 import sys
 import types
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,9 +20,9 @@ import numpy as np
 import torch
 
 from dwn_hw import __version__
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, warn
 from dwn_hw.ir import evaluate, grid_range, grid_thresholds, table_hex, used_bits, validate
-from dwn_hw.ir.grid import grid_bounds, grid_x
+from dwn_hw.ir.grid import collapse_text, grid_bounds, grid_x, threshold_collapse
 from dwn_hw.ir.simplify import simplify as simplify_ir
 
 MAX_IR_N = 6          # IR v1 holds LUTs of at most 6 inputs (one FPGA LUT6 each)
@@ -299,12 +300,49 @@ def _freeze(obj, encoder, grid, simplify, test_set):
         q = edge_inputs(ir)
         scores, classes = check_against_torch(ir, model, encoder, grid, q)
         ir["meta"]["checked"] = {"vectors": int(len(q)), "against": "pytorch", "inputs": "random and edge"}
+    collapse = _collapse(ir, encoder)
+    if collapse is not None:
+        ir["meta"]["threshold_collapse"] = collapse
+        warn(f"{collapse_text(collapse)}{_accuracy_text(ir)}; {_collapse_fix(ckpt, collapse)}")
     if ckpt is not None and isinstance(ckpt.meta.get("metrics"), dict):
         rec = {k: v for k, v in ckpt.meta["metrics"].items()
                if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
         if rec:
             ir["meta"]["training_metrics"] = rec
     return validate(ir), q, scores, classes
+
+
+def _collapse(ir: dict, encoder) -> dict | None:
+    """The thermometer's :func:`~dwn_hw.ir.grid.threshold_collapse` on the IR's grid (None without one)."""
+    enc = ir["encoder"]
+    if enc["kind"] != "thermometer" or encoder is None:
+        return None
+    theta = torch.as_tensor(encoder.thresholds).detach().cpu().to(torch.float32).numpy()
+    theta = np.broadcast_to(theta, (int(enc["features"]), int(enc["bits_per_feature"])))
+    grid_th = grid_thresholds(theta, enc["scale"], int(enc["input_bits"]), bool(enc["signed"]))
+    return threshold_collapse(theta, grid_th, enc["scale"], int(enc["input_bits"]), bool(enc["signed"]))
+
+
+def _accuracy_text(ir: dict) -> str:
+    acc = ir["meta"].get("accuracy")
+    if not acc or acc.get("float") is None:
+        return ""
+    return (f" (test accuracy on {acc['dataset']}: float {100 * acc['float']:.1f} %, grid "
+            f"{100 * acc['grid']:.1f} %)")
+
+
+def _collapse_fix(ckpt, report: dict) -> str:
+    """How to keep the thresholds apart, in the words of whoever made the model."""
+    if ckpt is not None and ckpt.meta.get("source") == "torch-dwn state dict":
+        top = max(abs(v) for v in report["float_span"]) or 1.0
+        qmax = int(report["grid"].split("..")[1].split(" ")[0])
+        return (f"the model saw x = q / input_scale: give import-torch-dwn the --input-scale that maps the "
+                f"data's range onto the grid (thresholds up to {top:.4g} on a grid up to {qmax}: about "
+                f"--input-scale {qmax / top:.4g}) or a wider --input-bits")
+    if ckpt is not None and (ckpt.meta.get("options") or {}):
+        return ("the data were trained on this grid, so float and grid agree on them, but the encoder's extra "
+                "thresholds are wasted: train with a wider --input-bits (a finer grid) or fewer --bits")
+    return "give a finer grid (a larger scale or more input_bits)"
 
 
 def _accuracy(pred, y) -> float | None:
@@ -345,15 +383,70 @@ def _torch_load(path, what: str):
     path = Path(path)
     if not path.exists():
         raise DwnHwError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise DwnHwError(f"{what} path {path} is a folder; give the file")
+    if path.stat().st_size == 0:
+        raise DwnHwError(f"{what} file {path} is empty; write it again (torch.save)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: the error below says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights" in str(exc).lower():
             raise DwnHwError(f"{path} holds a pickled Python object (a whole model?), which could run code "
                              f"when loaded and needs torch_dwn installed; {_SAVE_HINT}") from None
         raise DwnHwError(f"{path} is not a readable torch file ({str(exc).splitlines()[0][:120]})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise DwnHwError(f"{path} is truncated or not a torch file ({str(exc).splitlines()[0][:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError) as exc:
+        raise DwnHwError(f"{path} is truncated or not a torch file ({_reason(exc)}); write it again with "
+                         "torch.save") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of an exception's message, for a one-line error."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.split(". ")[0].rstrip(".")[:120]
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_array_file(path, what: str):
+    """An array from a ``.npy`` or a ``torch.save`` file, refusing empty, JSON and text files with the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise DwnHwError(f"{what} file {path} does not exist")
+    if path.is_dir():
+        raise DwnHwError(f"{what} path {path} is a folder; give the .npy or .pt file")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    save_hint = "write it with numpy.save('file.npy', array) or torch.save(tensor, 'file.pt')"
+    if not head:
+        raise DwnHwError(f"{what} file {path} is empty; {save_hint}")
+    if head.startswith(_NPY_MAGIC):
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DwnHwError(f"cannot read {what} {path}: {_reason(exc)}; {save_hint}") from None
+    if head.startswith(b"PK") or head[:1] == b"\x80":
+        value = _torch_load(path, what)
+        if isinstance(value, dict) and isinstance(value.get("thresholds"), torch.Tensor):
+            value = value["thresholds"]
+        if isinstance(value, dict):
+            keys = ", ".join(map(str, list(value)[:5]))
+            raise DwnHwError(f"{what} file {path} holds a dict ({keys}), not an array; {save_hint}")
+        return value
+    stripped = head.lstrip()
+    kind = "JSON" if stripped[:1] in (b"[", b"{") else "text" if _is_text(head) else "not a .npy or torch file"
+    raise DwnHwError(f"{what} file {path} is {kind if kind.startswith('not') else kind + ', not an array file'}; "
+                     f"{save_hint}")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def _natural_key(module: str):
@@ -410,18 +503,7 @@ def _parse_torch_dwn(sd: dict) -> tuple[list[dict], torch.Tensor | None]:
 
 def _as_thresholds(thresholds) -> np.ndarray:
     if isinstance(thresholds, (str, os.PathLike)):
-        path = Path(thresholds)
-        if path.suffix == ".npy":
-            if not path.exists():
-                raise DwnHwError(f"thresholds file {path} does not exist")
-            try:
-                thresholds = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise DwnHwError(f"cannot read thresholds {path}: {str(exc).splitlines()[0]}") from None
-        else:
-            thresholds = _torch_load(path, "thresholds")
-            if isinstance(thresholds, dict) and isinstance(thresholds.get("thresholds"), torch.Tensor):
-                thresholds = thresholds["thresholds"]
+        thresholds = read_array_file(thresholds, "thresholds")
     if isinstance(thresholds, torch.Tensor):
         thresholds = thresholds.detach().cpu().numpy()
     th = np.asarray(thresholds)
@@ -553,6 +635,9 @@ def from_torch_dwn(state_dict, thresholds, num_classes, tau=1.0, randperm=None, 
                              f"not one of {perm.numel()} values")
     if num_classes > prev:
         raise DwnHwError(f"num_classes {num_classes} exceeds the last layer's {prev} outputs")
+    uneven = arch_mod.group_split_note(prev, int(num_classes))
+    if uneven:
+        warn(f"{uneven}; the model is imported as it is")
     arch = {"num_inputs": int(F * T), "layers": specs,
             "groupsum": {"k": int(num_classes), "tau": float(tau), "randperm": perm is not None}}
     model = arch_mod.build(arch)

@@ -99,3 +99,70 @@ def quantize_array(x, scale, input_bits: int, signed: bool) -> np.ndarray:
     s = scale_vector(scale, x.shape[1]).astype(np.float64)
     qmin, qmax = grid_bounds(input_bits, signed)
     return np.clip(np.rint(x * s), qmin, qmax).astype(np.int64)
+
+
+def threshold_collapse(theta, grid_th, scale, input_bits: int, signed: bool) -> dict | None:
+    """What the grid loses of a thermometer: None when nothing, else the numbers of a collapse.
+
+    A feature collapses when two of its *distinct* float thresholds land on one grid value (the hardware cannot
+    tell apart inputs the float model could), or when every threshold of it sits at the grid's edge
+    (``qmin - 1`` or ``qmax``) while some lies outside the grid's range (its bits are constant in hardware).
+    Identical float thresholds (a constant border pixel) are not a collapse.
+
+    Parameters
+    ----------
+    theta : float ``[F, T]``
+        The float thresholds (``[1, T]`` is broadcast).
+    grid_th : int ``[F, T]``
+        :func:`grid_thresholds` of them.
+    scale, input_bits, signed
+        The grid.
+
+    Returns
+    -------
+    dict or None
+        ``features`` (collapsed features), ``of_features``, ``thresholds`` (distinct float thresholds that share
+        a grid value with another of their feature), ``of_thresholds`` (distinct float thresholds in all),
+        ``edge_features`` (features whose every threshold is off the grid), ``example`` (``feature``,
+        ``float``, ``grid`` of the worst feature) and ``grid`` (a description).
+    """
+    g = np.asarray(grid_th, dtype=np.int64)
+    th = np.broadcast_to(np.asarray(theta, dtype=np.float32), g.shape)
+    F = g.shape[0]
+    s = scale_vector(scale, F)[:, None]
+    qmin, qmax = grid_bounds(input_bits, signed)
+    order = np.argsort(th, axis=1, kind="stable")
+    ts, gs = np.take_along_axis(th, order, 1), np.take_along_axis(g, order, 1)
+    distinct = np.diff(ts, axis=1) > 0
+    merged = (distinct & (np.diff(gs, axis=1) == 0)).sum(axis=1)        # per feature
+    off = (th < grid_x(qmin, s)) | (th > grid_x(qmax, s))
+    edge = ((g == qmin - 1) | (g == qmax)).all(axis=1) & off.any(axis=1)
+    bad = (merged > 0) | edge
+    if not bad.any():
+        return None
+    worst = int(np.argmax(merged)) if merged.any() else int(np.argmax(edge))
+    sv = np.asarray(scale, dtype=np.float32)
+    scale_text = f"{float(sv):g}" if sv.ndim == 0 else f"per feature, {float(sv.min()):g}..{float(sv.max()):g}"
+    return {"features": int(bad.sum()), "of_features": int(F), "thresholds": int(merged.sum()),
+            "of_thresholds": int((distinct.sum(axis=1) + 1).sum()), "edge_features": int(edge.sum()),
+            "float_span": [float(th.min()), float(th.max())],
+            "example": {"feature": worst, "float": [float(v) for v in th[worst]],
+                        "grid": [int(v) for v in g[worst]]},
+            "grid": f"{int(input_bits)}-bit {'signed' if signed else 'unsigned'} grid {qmin}..{qmax} "
+                    f"(scale {scale_text})"}
+
+
+def collapse_text(report: dict) -> str:
+    """One sentence with the numbers of a :func:`threshold_collapse` report (no fix: callers know theirs)."""
+    ex = report["example"]
+    parts = [f"thresholds collapse on the {report['grid']}: {report['features']} of {report['of_features']} "
+             f"features lose thresholds"]
+    if report["thresholds"]:
+        parts.append(f"{report['thresholds']} of {report['of_thresholds']} distinct float thresholds land on a "
+                     "grid value another threshold of their feature already has")
+    if report["edge_features"]:
+        parts.append(f"{report['edge_features']} features have every threshold off the grid (constant bits)")
+    floats = ", ".join(f"{v:.4g}" for v in ex["float"][:8]) + (", ..." if len(ex["float"]) > 8 else "")
+    grids = ", ".join(str(v) for v in ex["grid"][:8]) + (", ..." if len(ex["grid"]) > 8 else "")
+    parts.append(f"e.g. feature {ex['feature']}: float [{floats}] -> grid [{grids}]")
+    return "; ".join(parts)

@@ -8,7 +8,7 @@ reads it.
 """
 from __future__ import annotations
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, warn
 
 MAPPINGS = ("learnable", "random", "arange")
 
@@ -39,6 +39,15 @@ def make_arch(num_inputs: int, layers: list[int], n: list[int] | int, num_classe
         raise DwnHwError(f"the last layer has {layers[-1]} LUTs, fewer than the {num_classes} classes")
     if not tau > 0:
         raise DwnHwError(f"--tau must be positive, not {tau!r}")
+    sizes = group_sizes(layers[-1], num_classes)
+    if min(sizes) == 0:
+        empty = [c for c, s in enumerate(sizes) if s == 0]
+        raise DwnHwError(f"{layers[-1]} LUTs in groups of {sizes[0]} leave classes {empty[0]}..{empty[-1]} of "
+                         f"{num_classes} without a LUT (they could never score); use a multiple of {num_classes} "
+                         f"LUTs in the last layer, e.g. {-(-layers[-1] // num_classes) * num_classes}")
+    note = group_split_note(layers[-1], num_classes)
+    if note:
+        warn(f"{note}; change the last of --layers for even groups")
     specs, size_in = [], int(num_inputs)
     for i, (size, width) in enumerate(zip(layers, ns)):
         specs.append({"input_size": size_in, "output_size": int(size), "n": width,
@@ -47,6 +56,25 @@ def make_arch(num_inputs: int, layers: list[int], n: list[int] | int, num_classe
         size_in = int(size)
     return {"num_inputs": int(num_inputs), "layers": specs,
             "groupsum": {"k": int(num_classes), "tau": float(tau), "randperm": False}}
+
+
+def group_sizes(outputs: int, k: int) -> list[int]:
+    """LUTs per class of GroupSum(k) over ``outputs`` bits: zero-padded to a multiple of k, contiguous groups."""
+    g = -(-int(outputs) // int(k))
+    return [max(0, min(g, int(outputs) - c * g)) for c in range(int(k))]
+
+
+def group_split_note(outputs: int, k: int) -> str | None:
+    """None when ``outputs`` split evenly into ``k`` class groups, else a sentence with the group sizes."""
+    sizes = group_sizes(outputs, k)
+    if len(set(sizes)) == 1:
+        return None
+    g, short = sizes[0], [c for c, s in enumerate(sizes) if s < sizes[0]]
+    span = f"class {short[0]}" if len(short) == 1 else f"classes {short[0]}..{short[-1]}"
+    return (f"the last layer's {outputs} LUTs do not split evenly into {k} classes: classes 0..{short[0] - 1} get "
+            f"{g} LUTs each, {span} {'gets' if len(short) == 1 else 'get'} {'/'.join(str(sizes[c]) for c in short[:3])}{'...' if len(short) > 3 else ''} "
+            f"(zero-padded, so their scores top out lower); {-(-outputs // k) * k} or {outputs // k * k} LUTs "
+            "would split evenly")
 
 
 def build(arch: dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,8 +138,12 @@ def read_record(path: str | os.PathLike) -> dict:
         raise DwnHwError(f"checkpoint {path} does not exist")
     if path.is_dir():
         raise DwnHwError(f"checkpoint {path} is a folder, not a file")
+    if path.stat().st_size == 0:
+        raise DwnHwError(f"checkpoint {path} is empty (an interrupted copy?); train or copy it again")
     try:
-        rec = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols: the error below says it all
+            warnings.simplefilter("ignore")
+            rec = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only" in str(exc).lower() or "weights_only" in str(exc):
             raise DwnHwError(f"refusing {path}: it holds Python objects that could run code when loaded "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, warn
 from dwn_hw.train import sources
 from dwn_hw.train.grid import Grid
 
@@ -185,8 +185,17 @@ def load_dataset(spec: str = "digits", input_bits: int | None = None, val_split:
     names = raw["names"] or [str(i) for i in range(k)]
     if k > len(names):
         raise DwnHwError(f"labels out of range: labels reach {k - 1} but {spec} has {len(names)} classes")
-    if k < 2:
-        raise DwnHwError(f"data set {spec!r} has only one class; a classifier needs at least two")
+    present = np.unique(np.concatenate([y_train, y_test]))
+    if len(present) < 2:
+        raise DwnHwError(f"data set {spec!r} has one class only (every label is {int(present[0])}); a classifier "
+                         "needs at least two: check the labels"
+                         + (" and --label-column" if spec.startswith("csv:") else ""))
+    missing = np.setdiff1d(np.arange(k), np.unique(y_train))
+    if missing.size:
+        listed = ", ".join(names[int(c)] for c in missing[:8]) + (", ..." if missing.size > 8 else "")
+        warn(f"{missing.size} of {k} classes have no training sample in {spec} (class {listed}; labels are "
+             f"0..{k - 1}): the model can never learn them; check the labels"
+             + (" and --label-column" if spec.startswith("csv:") else ""))
     grid = _choose_grid(raw, input_bits)
     q_train = grid.quantize(_as_x(raw["x_train"], raw["declared"]))
     q_test = grid.quantize(_as_x(raw["x_test"], raw["declared"]))

@@ -154,6 +154,8 @@ def read_csv(path: str, label_column: str | int | None = None, header: str = "au
     """
     if header not in ("auto", "yes", "no"):
         raise DwnHwError(f"CSV header must be auto, yes or no, not {header!r}")
+    if Path(path).is_dir():
+        raise DwnHwError(f"CSV path {path} is a folder; name the CSV file inside it: --dataset csv:FILE.csv")
     try:
         with open(path, newline="") as f:
             rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
@@ -218,6 +220,12 @@ def _label_index(label_column, names, width, path) -> int:
 def read_npz(path: str) -> dict[str, np.ndarray]:
     """``x_train, y_train, x_test, y_test`` from an ``.npz`` (no pickles); images are flattened."""
     keys = ("x_train", "y_train", "x_test", "y_test")
+    if Path(path).is_dir():
+        raise DwnHwError(f"npz path {path} is a folder; name the .npz file: --dataset npz:FILE.npz")
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        hint = " (a CSV? use --dataset csv:PATH)" if str(path).lower().endswith((".csv", ".txt")) else ""
+        raise DwnHwError(f"{path} is not an .npz file{hint}; an .npz is numpy.savez(path, x_train=..., "
+                         "y_train=..., x_test=..., y_test=...)")
     try:
         z = np.load(path, allow_pickle=False)
     except FileNotFoundError:

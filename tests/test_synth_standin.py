@@ -104,6 +104,8 @@ def make_bundle(path, ir: dict, inputs: str = "features", n_vectors: int = 16, s
     bundle = {"top": "dwn_top", "latency": int(info["latency"]), "in_width": int(info["in_width"]),
               "features": int(enc["features"]), "input_bits": int(enc["input_bits"]),
               "signed": bool(enc["signed"]), "classes": int(info["classes"]),
+              "qmin": int(irmod.grid_range(enc)[0]) if inputs == "features" else 0,
+              "qmax": int(irmod.grid_range(enc)[1]) if inputs == "features" else 1,
               "score_width": int(info["score_width"]), "inputs": inputs, "expected_from": "ir",
               "vectors": n_vectors, "pipeline": "balanced", "dwn_hw_version": "test"}
     (path / "bundle.json").write_text(json.dumps(bundle, indent=1))

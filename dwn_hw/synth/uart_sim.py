@@ -158,10 +158,11 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
         atomic_write_text(stamp_path, json.dumps(stamp) + "\n")
     sim_log = work / "sim.log"
     try:
-        xml = runner.test(test_module="dwn_hw.synth.uart_bench", hdl_toplevel=TOP, build_dir=build, test_dir=work,
+        xml = runner.test(test_module="dwn_hw.synth.uart_bench", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+                          build_dir=build, test_dir=work,
                           extra_env={"DWN_UART_SETUP": str(work / "setup.json"),
                                      "DWN_UART_RESULT": str(result_path)},
-                          log_file=None if verbose else sim_log)
+                          results_xml=str(work / "results.xml"), log_file=None if verbose else sim_log)
     except (RuntimeError, SystemExit) as exc:
         if echo is not None and not verbose:
             echo(_tail(sim_log))

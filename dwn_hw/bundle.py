@@ -9,10 +9,18 @@ Fields (docs/internals.md, "Bundle"):
 * ``format`` — ``FORMAT``; bundles written before the mark existed have none and still read.
 * ``top``, ``in_width``, ``classes``, ``class_width``, ``score_width`` — the ports.
 * ``latency`` — cycles of the portable core ``rtl/dwn_top.v`` (what ``make sim`` runs).
-* ``features``, ``input_bits``, ``signed``, ``input_scale``, ``inputs`` — what ``in_data`` carries.
+* ``features``, ``input_bits``, ``signed``, ``inputs`` — what ``in_data`` carries.
+* ``input_scale`` (one number or one per feature: the IR encoder's ``scale``), ``qmin``, ``qmax``,
+  ``rounding`` — the grid: ``q = clip(round(x * scale), qmin, qmax)``, round to nearest, ties to even
+  (``np.rint``); with ``inputs == "bits"`` scale and rounding are None and qmin/qmax 0/1.
 * ``expected_from``, ``vectors``, ``pipeline``, ``lut_style``, ``modules``, ``rtl``, ``dwn_hw_version``.
-* ``rtl_device`` — ``{family: {"rtl": path, "lut_style": style, "latency": cycles}}``: the same core
-  with the family's primitives; its latency is its own (device popcount trees may be deeper).
+* ``instantiate`` — the instantiation templates (``rtl/dwn_top_inst.vh``, ``rtl/dwn_stream_inst.vh``).
+* ``files`` — every file the export wrote (relative, sorted, ``bundle.json`` included): ``--force``
+  replaces exactly these and carries every other file of the folder into the new bundle.
+* ``rtl_device`` — ``{family: {"rtl": "rtl/<family>/dwn_top.v", "lut_style": style, "latency": cycles}}``
+  for each ``--board`` family with LUT primitives: the same core with the family's primitives; its
+  latency is its own, the one ``build_top`` reports for that core (device popcount trees of 4-input
+  counters may be deeper than the portable core's). Read it with :func:`device_core`.
 * optional ``stream`` (``--wrap stream``) and ``resources`` (``--estimate``).
 """
 from __future__ import annotations

@@ -35,3 +35,10 @@ def warn(message: str) -> None:
     import warnings
 
     warnings.warn(message, DwnHwWarning, stacklevel=2)
+
+
+def show(value) -> str:
+    """A value as a message shows it: ``2.5``, not ``np.float64(2.5)``; strings quoted, arrays as lists."""
+    if hasattr(value, "tolist") and type(value).__module__ == "numpy":
+        value = value.tolist()
+    return repr(value) if isinstance(value, str) else str(value)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dwn_hw import __version__
-from dwn_hw.errors import DwnHwError, warn
+from dwn_hw.errors import DwnHwError, show, warn
 from dwn_hw.ir import evaluate, grid_range, grid_thresholds, table_hex, used_bits, validate
 from dwn_hw.ir.grid import collapse_text, grid_bounds, grid_x, threshold_collapse
 from dwn_hw.ir.simplify import simplify as simplify_ir
@@ -569,9 +569,9 @@ def from_torch_dwn(state_dict, thresholds, num_classes, tau=1.0, randperm=None, 
     layers, saved_perm = _parse_torch_dwn(sd)
     theta = _as_thresholds(thresholds)
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise DwnHwError(f"num_classes must be a positive integer, not {num_classes!r}")
+        raise DwnHwError(f"num_classes must be a positive integer, not {show(num_classes)}")
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-        raise DwnHwError(f"tau must be a positive number, not {tau!r}")
+        raise DwnHwError(f"tau must be a positive number, not {show(tau)}")
     if input_bits is None:
         raise DwnHwError("float thresholds with no input grid: give input_bits (--input-bits) and, unless the data "
                          "are integers, input_scale (--input-scale); at scale "

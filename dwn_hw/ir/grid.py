@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 
 def grid_bounds(input_bits: int, signed: bool) -> tuple[int, int]:
     """(qmin, qmax) of a ``input_bits``-wide grid, two's complement when ``signed``."""
     bits = int(input_bits)
     if not 1 <= bits <= 32:
-        raise DwnHwError(f"input bits must be in 1..32, not {input_bits!r}")
+        raise DwnHwError(f"input bits must be in 1..32, not {show(input_bits)}")
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1

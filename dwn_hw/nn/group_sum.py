@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 
 class GroupSum(torch.nn.Module):
@@ -27,11 +27,11 @@ class GroupSum(torch.nn.Module):
     def __init__(self, k, tau=1, randperm=False):
         super().__init__()
         if isinstance(k, bool) or not isinstance(k, int):
-            raise TypeError(f"GroupSum k must be an int, not {k!r}")
+            raise TypeError(f"GroupSum k must be an int, not {show(k)}")
         if k <= 0:
-            raise DwnHwError(f"GroupSum k must be positive, not {k!r}")
+            raise DwnHwError(f"GroupSum k must be positive, not {show(k)}")
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-            raise DwnHwError(f"GroupSum tau must be a positive number, not {tau!r}")
+            raise DwnHwError(f"GroupSum tau must be a positive number, not {show(tau)}")
         self.k = k
         self.tau = tau
         self._draw_on_first_forward = randperm is True

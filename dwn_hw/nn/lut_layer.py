@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 from .efd import EFDFunction, STEFunction
 from .mapping import LearnableMapping, _check_size, layer_mapping
@@ -118,5 +118,5 @@ def _float(name, value) -> float:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"LUTLayer {name} must be a float, not {value!r}")
+        raise TypeError(f"LUTLayer {name} must be a float, not {show(value)}")
     return float(value)

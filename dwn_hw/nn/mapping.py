@@ -5,7 +5,7 @@ import operator
 
 import torch
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 from . import backend, fused
 
@@ -73,7 +73,7 @@ class LearnableMapping(torch.nn.Module):
         input_size = _check_size("LearnableMapping input_size", input_size)
         output_size = _check_size("LearnableMapping output_size", output_size)
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
-            raise DwnHwError(f"LearnableMapping tau must be a positive number, not {tau!r}")
+            raise DwnHwError(f"LearnableMapping tau must be a positive number, not {show(tau)}")
         self.input_size, self.output_size, self.tau = int(input_size), int(output_size), float(tau)
         self.weights = torch.nn.Parameter(torch.rand(input_size, output_size, dtype=torch.float32))
         self._argmax = None                    # (key, LongTensor) cache of weights.argmax(0)
@@ -110,11 +110,11 @@ class LearnableMapping(torch.nn.Module):
 def _check_size(name, value) -> int:
     """``value`` as a positive int (numpy and torch integers welcome), else a TypeError/ValueError naming it."""
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {value!r}")
+        raise TypeError(f"{name} must be an int, not {show(value)}")
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int, not {value!r}") from None
+        raise TypeError(f"{name} must be an int, not {show(value)}") from None
     if number <= 0:
-        raise DwnHwError(f"{name} must be positive, not {value!r}")
+        raise DwnHwError(f"{name} must be positive, not {show(value)}")
     return number

@@ -23,7 +23,7 @@ import click
 
 from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
-from dwn_hw.fsutil import atomic_write_bytes, atomic_write_text
+from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.synth import protocol
 from dwn_hw.synth.boards import BOARD_TOP, CONSTRAINTS, Board, load_board, write_board_files
 from dwn_hw.synth.parse import cell_counts, nextpnr_summary, stat_design
@@ -288,12 +288,13 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
           baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
           placer: str = "heap", router: str = "router1", core_mhz: float | None = None,
           quiet: bool = False, json_out: str | os.PathLike | None = None, force: bool = False) -> dict:
-    """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
+    """Build a bundle for a board; return the report (also written to ``build/synth/<board>/report.json``).
 
-    Results a user reads stay in ``synth/<board>/`` (``report.json``, the bitstream); everything
-    else (yosys and nextpnr scripts, logs, netlists, each tool's command line) goes to
-    ``build/synth/<board>/``. ``json_out`` is a second copy of the report; like ``report.json`` it
-    replaces only a report we wrote, other files need ``force``. The report's ``latency_cycles``
+    ``synth/<board>/`` holds the board's sources (written by export, or here when missing or
+    stale); everything synth produces goes to the bundle's one folder of tool outputs,
+    ``build/synth/<board>/``: ``report.json``, the bitstream, and the intermediates (yosys and
+    nextpnr scripts, logs, netlists, each tool's command line). ``json_out`` is a second copy of
+    the report; it replaces only a file dwn-hw wrote, other files need ``force``. The report's ``latency_cycles``
     is the latency of the core that was built (:func:`device_core`), which may differ from the
     portable ``rtl/`` core's (``portable_latency_cycles``).
 
@@ -318,12 +319,11 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     bundle_dir = Path(bundle_dir).resolve()
     bundle = read_bundle(bundle_dir)
     board = load_board(board_name)
-    targets = [bundle_dir / "synth" / board.name / "report.json"] + ([Path(json_out)] if json_out else [])
+    targets = [build_folder(bundle_dir, board.name) / "report.json"] + ([Path(json_out)] if json_out else [])
     from dwn_hw.outputs import check_replaceable
 
     for target in targets:  # before minutes of synthesis, not after
-        if not (target == targets[0] and _legacy_report(target)):
-            check_replaceable(target, force)
+        check_replaceable(target, force)
     tc = Toolchain(toolchain)
     fam = board.family
     build = build_folder(bundle_dir, board.name)
@@ -401,9 +401,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
             run_tool(tc.pack(fam) + ["--input", "board.config", "--bit", bit.name], build, build / "pack.log",
                      "ecppack", quiet)
         times["pack"] = time.monotonic() - t0
-        # The bitstream is a result (what a user programs): beside report.json, not among the intermediates.
-        atomic_write_bytes(out / bit.name, bit.read_bytes())
-        report["bitstream"] = str(out / bit.name)
+        report["bitstream"] = str(bit)
     return finish(None)
 
 
@@ -411,15 +409,6 @@ def _uart_figures(bundle: dict, baud: int) -> dict:
     nbytes = 1 + protocol.payload_bytes(bundle["in_width"])  # command + payload
     per_sample_bits = 10 * (nbytes + 1)                      # 8N1 frames, class byte back
     return {"baud": baud, "request_bytes": nbytes, "samples_per_s": round(baud / per_sample_bits, 1)}
-
-
-def _legacy_report(path: Path) -> bool:
-    """A ``synth/<board>/report.json`` of a dwn-hw from before reports carried the mark (ours too)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(data, dict) and {"board", "core", "dwn_hw_version"} <= set(data)
 
 
 def mark_output(data: dict, command: str) -> dict:

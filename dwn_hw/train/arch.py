@@ -8,7 +8,7 @@ reads it.
 """
 from __future__ import annotations
 
-from dwn_hw.errors import DwnHwError, warn
+from dwn_hw.errors import DwnHwError, show, warn
 
 MAPPINGS = ("learnable", "random", "arange")
 
@@ -24,7 +24,7 @@ def make_arch(num_inputs: int, layers: list[int], n: list[int] | int, num_classe
         raise DwnHwError("--layers needs at least one layer, e.g. 600,300")
     for size in layers:
         if size <= 0:
-            raise DwnHwError(f"layer sizes must be positive, not {size!r}")
+            raise DwnHwError(f"layer sizes must be positive, not {show(size)}")
     ns = [int(n)] * len(layers) if isinstance(n, int) else [int(v) for v in n]
     if len(ns) == 1 and len(layers) > 1:
         ns = ns * len(layers)
@@ -32,13 +32,13 @@ def make_arch(num_inputs: int, layers: list[int], n: list[int] | int, num_classe
         raise DwnHwError(f"--n has {len(ns)} values for {len(layers)} layers; give one or one per layer")
     for v in ns:
         if not 1 <= v <= 12:
-            raise DwnHwError(f"LUT inputs n must be in 1..12, not {v!r}")
+            raise DwnHwError(f"LUT inputs n must be in 1..12, not {show(v)}")
     if first_mapping not in MAPPINGS:
         raise DwnHwError(f"mapping must be one of {', '.join(MAPPINGS)}, not {first_mapping!r}")
     if layers[-1] < num_classes:
         raise DwnHwError(f"the last layer has {layers[-1]} LUTs, fewer than the {num_classes} classes")
     if not tau > 0:
-        raise DwnHwError(f"--tau must be positive, not {tau!r}")
+        raise DwnHwError(f"--tau must be positive, not {show(tau)}")
     sizes = group_sizes(layers[-1], num_classes)
     if min(sizes) == 0:
         empty = [c for c, s in enumerate(sizes) if s == 0]

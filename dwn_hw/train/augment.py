@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 
 def check_shift(shift: int, image_shape) -> None:
     """Refuse a shift the data set cannot take (not an image, or as wide as the image)."""
     if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
-        raise DwnHwError(f"--shift must be a non-negative integer, not {shift!r}")
+        raise DwnHwError(f"--shift must be a non-negative integer, not {show(shift)}")
     if shift and not image_shape:
         raise DwnHwError("--shift moves images; this data set's features are not the pixels of an image "
                          "(use digits, mnist or fashion-mnist)")

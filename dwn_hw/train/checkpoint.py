@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from dwn_hw import __version__
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 from dwn_hw.fsutil import atomic_write_bytes
 from dwn_hw.train import arch as arch_mod
 from dwn_hw.train.grid import Grid
@@ -37,7 +37,7 @@ def make_encoder(kind: str, num_bits: int, feature_wise: bool = True):
     if kind not in ENCODERS:
         raise DwnHwError(f"encoder must be one of {', '.join(ENCODERS)}, not {kind!r}")
     if isinstance(num_bits, bool) or not isinstance(num_bits, int) or num_bits < 1:
-        raise DwnHwError(f"encoder bits must be a positive integer, not {num_bits!r}")
+        raise DwnHwError(f"encoder bits must be a positive integer, not {show(num_bits)}")
     return getattr(dnn, ENCODERS[kind])(num_bits=num_bits, feature_wise=feature_wise)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dwn_hw.errors import DwnHwError, warn
+from dwn_hw.errors import DwnHwError, show, warn
 from dwn_hw.train import sources
 from dwn_hw.train.grid import Grid
 
@@ -79,7 +79,7 @@ def _labels(y: np.ndarray, what: str) -> np.ndarray:
     if y.dtype.kind == "f":
         bad = np.flatnonzero(y != np.round(y))
         if bad.size:
-            raise DwnHwError(f"labels out of range: {what} has label {y[bad[0]]!r} (row {bad[0]}); "
+            raise DwnHwError(f"labels out of range: {what} has label {show(y[bad[0]])} (row {bad[0]}); "
                              "labels must be integers 0..K-1")
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
@@ -171,7 +171,7 @@ def load_dataset(spec: str = "digits", input_bits: int | None = None, val_split:
     """
     csv_options = dict(csv_options or {})
     if not 0.0 <= val_split < 1.0:
-        raise DwnHwError(f"--val-split must be in [0, 1), not {val_split!r}")
+        raise DwnHwError(f"--val-split must be in [0, 1), not {show(val_split)}")
     raw = _split(_raw(spec, csv_options))
     y_train = _labels(raw["y_train"], "the training set")
     y_test = _labels(raw["y_test"], "the test set")

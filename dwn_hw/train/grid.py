@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,10 @@ class Grid:
 
     def __post_init__(self):
         if not 1 <= int(self.input_bits) <= 32:
-            raise DwnHwError(f"input bits must be in 1..32, not {self.input_bits!r}")
+            raise DwnHwError(f"input bits must be in 1..32, not {show(self.input_bits)}")
         s = np.asarray(self.scale, dtype=np.float32)
         if not np.all(np.isfinite(s)) or np.any(s <= 0):
-            raise DwnHwError(f"grid scale must be finite and positive, not {self.scale!r}")
+            raise DwnHwError(f"grid scale must be finite and positive, not {show(self.scale)}")
 
     @property
     def qmin(self) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dwn_hw import outputs
-from dwn_hw.errors import DwnHwError, Interrupted
+from dwn_hw.errors import DwnHwError, Interrupted, show
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.train import arch as arch_mod
 from dwn_hw.train import augment
@@ -73,13 +73,13 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "lr_step", "bits"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise DwnHwError(f"--{name.replace('_', '-')} must be a positive integer, not {v!r}")
+                raise DwnHwError(f"--{name.replace('_', '-')} must be a positive integer, not {show(v)}")
         for name in ("lr", "gamma", "tau"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise DwnHwError(f"--{name.replace('_', '-')} must be a positive number, not {v!r}")
+                raise DwnHwError(f"--{name.replace('_', '-')} must be a positive number, not {show(v)}")
         if self.input_bits is not None and not 1 <= self.input_bits <= 32:
-            raise DwnHwError(f"--input-bits must be in 1..32, not {self.input_bits!r}")
+            raise DwnHwError(f"--input-bits must be in 1..32, not {show(self.input_bits)}")
 
 
 # ----------------------------------------------------------------------------- processes
@@ -270,7 +270,7 @@ def _run(cfg, output, device, resume, force, metrics_json, progress, epochs_over
     dev = pick_device(device, d)
     if threads is not None:
         if threads < 1:
-            raise DwnHwError(f"--threads must be a positive integer, not {threads!r}")
+            raise DwnHwError(f"--threads must be a positive integer, not {show(threads)}")
         torch.set_num_threads(threads)
     init_process_group(d, dev)
     t_start = time.perf_counter()

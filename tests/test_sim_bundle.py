@@ -89,3 +89,36 @@ def test_bench_needs_no_dwn_hw():
                 continue
             for mod in mods:
                 assert mod.split(".")[0] in allowed, (name, mod)
+
+
+def test_make_sim_from_a_clean_shell_then_make_clean(bundle, tmp_path):
+    """The quick start's `make -C out sim` with no venv on PATH (env -i, HOME kept): the Makefile finds
+    the Python that ran the export; every output goes under build/, and `make clean` removes it all."""
+    import shutil
+
+    shutil.rmtree(bundle / "build", ignore_errors=True)
+    before = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*"))
+    env = {"HOME": os.environ.get("HOME", str(tmp_path)), "PATH": "/usr/bin:/bin"}
+    assert str(Path(sys.executable).parent) not in env["PATH"]
+    done = subprocess.run(["make", "-C", str(bundle), "sim"], cwd=tmp_path, capture_output=True, text=True,
+                          env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    n = json.loads((bundle / "bundle.json").read_text())["vectors"]
+    assert f"bit-exact: {n}/{n} (expected from ir)" in done.stdout
+    assert (bundle / "build" / "sim").is_dir()
+    after = sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.parts[len(bundle.parts)] != "build")
+    assert after == before, set(after) ^ set(before)
+    # a Python without cocotb: one error line that says what to install and which PYTHON= to pass
+    bad = subprocess.run(["make", "-s", "-C", str(bundle), "sim", f"PYTHON={tmp_path / 'no' / 'python'}"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode != 0
+    err = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
+    assert len(err) == 1 and "pip install" in err[0] and "PYTHON=" in err[0], bad.stderr
+    # a relative PYTHON is taken from the caller's folder ($PWD), not the bundle's
+    rel = os.path.relpath(sys.executable, tmp_path)
+    again = subprocess.run(["make", "-s", "-C", str(bundle), "sim", f"PYTHON={rel}"], cwd=tmp_path,
+                           capture_output=True, text=True, env=dict(env, PWD=str(tmp_path)))
+    assert again.returncode == 0 and "bit-exact" in again.stdout, again.stdout + again.stderr
+    assert subprocess.run(["make", "-s", "-C", str(bundle), "clean"], env=env).returncode == 0
+    assert not (bundle / "build").exists()
+    assert sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*")) == before

@@ -125,3 +125,14 @@ def test_unknown_simulator_is_named(tmp_path):
     spec, sources = bench.load_bundle(bundle)
     with pytest.raises(bench.SimError, match="unknown simulator 'questa'"):
         bench.run([spec], sources, "dwn_top", tmp_path / "build", sim="questa")
+
+
+def test_dwn_hw_sim_on_a_file_or_a_folder_that_is_not_a_bundle(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    (tmp_path / "plain").mkdir()
+    for target, needle in ((tmp_path / "f.txt", "is not a folder"), (tmp_path / "plain", "is not an export bundle")):
+        done = subprocess.run([sys.executable, "-m", "dwn_hw.cli", "sim", str(target)], capture_output=True,
+                              text=True)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], done.stderr

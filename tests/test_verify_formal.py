@@ -149,9 +149,26 @@ def test_dwn_hw_verify_fails_on_a_tampered_bundle(bundle, tmp_path):
     # the bundle's IR says one thing, its Verilog another
     row = ir["layers"][layer]["mapping"][lut]
     I.save(flip(ir, layer, lut, (1 << len(row)) - 1), tmp_path / "b" / "dwn.ir.json")
+    # no flags: the fast LUT read-back only, said in one line
     done = subprocess.run(DWN + ["verify", str(tmp_path / "b")], capture_output=True, text=True)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert "formal: NOT equal" in done.stdout and f"layer {layer} LUT {lut}" in done.stdout
+    assert "LUT readback:" in done.stdout and f"layer {layer} LUT {lut}" in done.stdout
+    assert "formal" not in done.stdout
+    plan = [line for line in done.stderr.splitlines() if line.startswith("verify: ")]
+    assert len(plan) == 1 and "LUT read-back" in plan[0] and "--formal" in plan[0], done.stderr
+    done = subprocess.run(DWN + ["verify", "--formal", str(tmp_path / "b")], capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "formal: NOT equal" in done.stdout and "LUT readback" not in done.stdout
+    assert "equivalence proof" in done.stderr
+
+
+def test_verify_on_a_file_or_a_plain_folder(tmp_path):
+    (tmp_path / "f.json").write_text("{}")
+    (tmp_path / "plain").mkdir()
+    for target, needle in ((tmp_path / "f.json", "is not a folder"), (tmp_path / "plain", "not an export bundle")):
+        done = subprocess.run(DWN + ["verify", str(target)], capture_output=True, text=True)
+        assert done.returncode == 2 and done.stderr.startswith("error: ") and needle in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("breaker,needle", [
@@ -161,7 +178,7 @@ def test_dwn_hw_verify_fails_on_a_tampered_bundle(bundle, tmp_path):
 ])
 def test_verify_bad_bundles(bundle, tmp_path, breaker, needle):
     b = tmp_path / "b"
-    shutil.copytree(bundle, b, ignore=shutil.ignore_patterns("verify_build", "sim_build"))
+    shutil.copytree(bundle, b, ignore=shutil.ignore_patterns("build"))
     breaker(b)
     done = subprocess.run(DWN + ["verify", str(b)], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and needle in done.stderr, done.stderr

@@ -19,7 +19,7 @@ def _board_names():
 
 
 @click.command("synth")
-@click.argument("bundle", type=click.Path(exists=True, file_okay=False))
+@click.argument("bundle", type=click.Path(exists=True))  # read_bundle says what a file is not
 @click.option("--board", "board", required=True, help=f"Board: {', '.join(_board_names())}.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the report here (replaces only a report dwn-hw wrote, unless --force).")
@@ -84,7 +84,7 @@ def summary_line(r: dict) -> str:
 @click.command("run")
 @click.option("--port", required=True, help="Serial port of the board (e.g. /dev/ttyUSB1, COM3, socket://host:port); "
               "`sim` runs the UART wrapper in cocotb + Verilator instead.")
-@click.option("--bundle", "bundle_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--bundle", "bundle_dir", required=True, type=click.Path(exists=True),
               help="The export bundle the board was built from.")
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--baud", type=click.IntRange(min=1), default=protocol.DEFAULT_BAUD, show_default=True)
@@ -169,7 +169,7 @@ def _run_in_simulation(bundle_dir, data, limit, verbose=False):
 
 
 @click.command("report")
-@click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("-o", "--out", "out_dir", default="report", show_default=True, type=click.Path(file_okay=False),
               help="Folder for report.md and the plots.")
 @click.option("--force", is_flag=True, help="Replace report.md or plots that dwn-hw did not write.")

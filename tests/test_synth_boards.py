@@ -60,3 +60,17 @@ def test_pynq_uart_is_on_a_stated_pmod_pair(tmp_path):
     write_board_files(tmp_path, "pynq_z2", BUNDLE)
     readme = (tmp_path / "synth" / "pynq_z2" / "README.md").read_text()
     assert "Pmod JA" in readme and "Y19" in readme and "Y16" in readme
+
+
+def test_board_readme_of_an_older_bundle_states_the_grid_and_the_family_latency(tmp_path):
+    """Bundles written before the input grid and per-core latencies were recorded still get board files."""
+    older = dict(BUNDLE, inputs="features", features=5, input_bits=4, signed=True)
+    write_board_files(tmp_path, "icebreaker", older, latency=7)
+    readme = (tmp_path / "synth" / "icebreaker" / "README.md").read_text()
+    assert "-8, 7)" in readme and "latency 7" in readme
+    assert json.loads((tmp_path / "synth" / "icebreaker" / "board.json").read_text())["core_latency"] == 7
+
+
+def test_unknown_board_suggests_a_close_name():
+    with pytest.raises(DwnHwError, match=r"'ulx3' \(did you mean 'ulx3s'\?\)"):
+        load_board("ulx3")

@@ -107,6 +107,19 @@ def core_latency(bundle_info: dict, family: str) -> int:
     return int(bundle_info["latency"])
 
 
+def _grid_fields(bundle_info: dict) -> dict:
+    """``bundle_info`` with the input grid's ``qmin``/``qmax``, which bundles before they were recorded lack."""
+    if "qmin" in bundle_info and "qmax" in bundle_info:
+        return bundle_info
+    if bundle_info.get("inputs", "features") == "bits" or "input_bits" not in bundle_info:
+        qmin, qmax = 0, 1
+    else:
+        from dwn_hw.ir import grid_range
+
+        qmin, qmax = grid_range({"input_bits": bundle_info["input_bits"], "signed": bool(bundle_info.get("signed"))})
+    return {**bundle_info, "qmin": qmin, "qmax": qmax}
+
+
 def _render(template: str, **ctx) -> str:
     import jinja2
 
@@ -147,7 +160,7 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
     if latency is None:
         latency = core_latency(bundle_info, board.family)
     # The README states the latency of the core this board build holds, not the portable one's.
-    bundle_info = {**bundle_info, "latency": int(latency)}
+    bundle_info = {**_grid_fields(bundle_info), "latency": int(latency)}
     files: dict[str, str] = {"board.v": board_verilog(bundle_info, board.clk_mhz * 1e6, baud, BOARD_TOP)}
     ctx = {"latency": int(latency), "board": board, "top": BOARD_TOP, "core": core, "bundle": bundle_info, "baud": baud,
            "core_mhz": core_mhz, "payload_bytes": protocol.payload_bytes(bundle_info["in_width"])}

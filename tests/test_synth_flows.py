@@ -55,7 +55,7 @@ def test_ice40_build_through_the_cli(tmp_path):
                                          str(tmp_path / "r.json"), "--seed", "3", "-q"])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep == json.loads((tmp_path / "b" / "build" / "synth" / "icebreaker" / "report.json").read_text())
+    assert rep == json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
     assert rep["board"] == "icebreaker" and rep["part"] == "iCE40UP5K-SG48" and rep["fits"] is True
     assert rep["latency_cycles"] == bundle["latency"] and rep["seed"] == 3
     core = rep["core"]
@@ -64,13 +64,13 @@ def test_ice40_build_through_the_cli(tmp_path):
     assert core["fmax_mhz"] > 5 and rep["fmax_mhz"] > 5 and rep["meets_timing"] == (rep["fmax_mhz"] >= 12)
     assert rep["pnr_utilisation"]["ICESTORM_LC"]["used"] >= rep["luts"] // 2
     assert "Yosys" in rep["tools"]["yosys"] and "nextpnr" in rep["tools"]["nextpnr-ice40"]
-    # Everything synth produces is under the bundle's one folder of tool outputs, build/.
+    # Beside the board's sources only report.json; the bitstream and the intermediates are under build/.
     build = (tmp_path / "b" / "build" / "synth" / "icebreaker").resolve()
     bit = build / "dwn_board.bin"
     assert str(bit) == rep["bitstream"] and bit.stat().st_size > 100_000  # an UP5K image is ~104 kB
     assert (build / "board.asc").is_file() and rep["build_dir"] == str(build)
     produced = {p.name for p in (tmp_path / "b" / "synth" / "icebreaker").iterdir()}
-    assert produced <= {"board.v", "board.pcf", "README.md", "board.json"}, produced  # the board's sources only
+    assert produced <= {"board.v", "board.pcf", "README.md", "board.json", "report.json"}, produced
     assert rep["tool"] == "dwn-hw"  # the mark that lets a later run replace it
     assert "core " in res.output and "LUTs" in res.output
 
@@ -83,7 +83,7 @@ def test_no_board_build_stops_after_the_core(tmp_path):
                                          "--placer", "static", "--router", "router2",
                                          "--core-mhz", "33", "-q"])
     assert res.exit_code == 0, res.output
-    rep = json.loads((tmp_path / "b" / "build" / "synth" / "icebreaker" / "report.json").read_text())
+    rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
     cmd = (tmp_path / "b" / "build" / "synth" / "icebreaker" / "harness_nextpnr.cmd").read_text()
     assert rep["placer"] == "static" and rep["router"] == "router2"
     assert "--placer static" in cmd and "--router router2" in cmd and "--freq 33" in cmd
@@ -107,7 +107,7 @@ def test_a_core_that_does_not_fit_is_refused_with_numbers(tmp_path, monkeypatch)
     monkeypatch.setattr(flows, "load_board", lambda name: real)
     with pytest.raises(DwnHwError, match=r"core does not fit the iCE40UP5K-SG48: \d+ luts > 20"):
         flows.synth(tmp_path / "b", "icebreaker", quiet=True)
-    rep = json.loads((tmp_path / "b" / "build" / "synth" / "icebreaker" / "report.json").read_text())
+    rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
     assert rep["fits"] is False and rep["fmax_mhz"] is None and rep["core"]["luts"] > 20
 
 

@@ -49,7 +49,7 @@ def test_synth_json_replaces_only_its_own_report(tmp_path, capsys, bundle):
     assert code == 0, err
     first = json.loads(mine.read_text())
     assert first["tool"] == "dwn-hw" and first["board"] == "icebreaker"
-    assert first == json.loads((bundle / "build" / "synth" / "icebreaker" / "report.json").read_text())
+    assert first == json.loads((bundle / "synth" / "icebreaker" / "report.json").read_text())
     # Our own report is replaced without --force, and the summary line is printed.
     code, out, err = dwn_hw(capsys, "synth", bundle, *SYNTH_FAST, "--json", mine, "--seed", "7")
     assert code == 0, err
@@ -80,22 +80,17 @@ def test_report_replaces_only_its_own_files(tmp_path, capsys, bundle):
     assert (other / "resources_per_stage.png").read_bytes() == b"mine"
 
 
-def test_report_reads_the_build_folder_first(tmp_path, capsys, bundle):
-    """Reports now live in build/synth/<board>/; a bundle's older synth/<board>/report.json is still read,
-    unless build/ has a newer one for the same board."""
-    base = {"board": "icebreaker", "part": "p", "clock_mhz": 12.0, "fits": True, "luts": 9, "ffs": 9,
-            "core": {"luts": 5, "ffs": 3}}
-    (bundle / "synth" / "icebreaker").mkdir(parents=True)
-    (bundle / "synth" / "icebreaker" / "report.json").write_text(json.dumps({**base, "latency_cycles": 111}))
-    code, _, err = dwn_hw(capsys, "report", bundle, "-o", tmp_path / "r1")
+def test_an_older_unmarked_report_in_the_bundle_is_replaced(capsys, bundle):
+    """synth/<board>/report.json of a dwn-hw before the mark is ours too; a user's file there is not."""
+    target = bundle / "synth" / "icebreaker" / "report.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps({"board": "icebreaker", "core": {}, "dwn_hw_version": "0.1"}))
+    code, _, err = dwn_hw(capsys, "synth", bundle, *SYNTH_FAST)
     assert code == 0, err
-    assert "| 111 |" in (tmp_path / "r1" / "report.md").read_text()
-    (bundle / "build" / "synth" / "icebreaker").mkdir(parents=True)
-    (bundle / "build" / "synth" / "icebreaker" / "report.json").write_text(json.dumps({**base, "latency_cycles": 222}))
-    code, _, err = dwn_hw(capsys, "report", bundle, "-o", tmp_path / "r2")
-    md = (tmp_path / "r2" / "report.md").read_text()
-    assert code == 0, err
-    assert "| 222 |" in md and "| 111 |" not in md
+    assert json.loads(target.read_text())["tool"] == "dwn-hw"
+    target.write_text("my notes\n")
+    code, _, err = dwn_hw(capsys, "synth", bundle, *SYNTH_FAST)
+    assert code == 2 and "--force" in one_error_line(err) and target.read_text() == "my notes\n"
 
 
 @pytest.mark.parametrize("command", ["synth", "run", "report"])

@@ -48,9 +48,9 @@ def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchai
 
     iCE40 and ECP5 boards go through yosys, nextpnr and icepack/ecppack; Xilinx boards get yosys
     estimates plus Vivado Tcl and XDC. The core alone and the board build (core inside the UART
-    wrapper) are reported separately in BUNDLE/build/synth/BOARD/report.json, beside the bitstream
-    and the tools' scripts, logs and netlists. The latency reported is the latency of the core that
-    was built (the family's own core, which may differ from rtl/'s).
+    wrapper) are reported separately in BUNDLE/synth/BOARD/report.json; the bitstream and the tools'
+    scripts, logs and netlists go to BUNDLE/build/synth/BOARD/. The latency reported is the latency
+    of the core that was built (the family's own core, which may differ from rtl/'s).
     """
     from dwn_hw.synth.flows import synth
 

@@ -288,13 +288,14 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
           baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
           placer: str = "heap", router: str = "router1", core_mhz: float | None = None,
           quiet: bool = False, json_out: str | os.PathLike | None = None, force: bool = False) -> dict:
-    """Build a bundle for a board; return the report (also written to ``build/synth/<board>/report.json``).
+    """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
 
     ``synth/<board>/`` holds the board's sources (written by export, or here when missing or
-    stale); everything synth produces goes to the bundle's one folder of tool outputs,
-    ``build/synth/<board>/``: ``report.json``, the bitstream, and the intermediates (yosys and
-    nextpnr scripts, logs, netlists, each tool's command line). ``json_out`` is a second copy of
-    the report; it replaces only a file dwn-hw wrote, other files need ``force``. The report's ``latency_cycles``
+    stale) and the one result a user reads, ``report.json``; everything else synth produces goes
+    to the bundle's folder of tool outputs, ``build/synth/<board>/``: the bitstream (its path is in
+    the report and the summary line) and the intermediates (yosys and nextpnr scripts, logs,
+    netlists, each tool's command line). ``json_out`` is a second copy of the report. Either is
+    replaced only when dwn-hw wrote it (the mark of :mod:`dwn_hw.outputs`); other files need ``force``. The report's ``latency_cycles``
     is the latency of the core that was built (:func:`device_core`), which may differ from the
     portable ``rtl/`` core's (``portable_latency_cycles``).
 
@@ -319,11 +320,12 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     bundle_dir = Path(bundle_dir).resolve()
     bundle = read_bundle(bundle_dir)
     board = load_board(board_name)
-    targets = [build_folder(bundle_dir, board.name) / "report.json"] + ([Path(json_out)] if json_out else [])
+    targets = [bundle_dir / "synth" / board.name / "report.json"] + ([Path(json_out)] if json_out else [])
     from dwn_hw.outputs import check_replaceable
 
     for target in targets:  # before minutes of synthesis, not after
-        check_replaceable(target, force)
+        if not (target == targets[0] and _legacy_report(target)):
+            check_replaceable(target, force)
     tc = Toolchain(toolchain)
     fam = board.family
     build = build_folder(bundle_dir, board.name)
@@ -409,6 +411,15 @@ def _uart_figures(bundle: dict, baud: int) -> dict:
     nbytes = 1 + protocol.payload_bytes(bundle["in_width"])  # command + payload
     per_sample_bits = 10 * (nbytes + 1)                      # 8N1 frames, class byte back
     return {"baud": baud, "request_bytes": nbytes, "samples_per_s": round(baud / per_sample_bits, 1)}
+
+
+def _legacy_report(path: Path) -> bool:
+    """A ``synth/<board>/report.json`` of a dwn-hw from before reports carried the mark (ours too)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and {"board", "core", "dwn_hw_version"} <= set(data)
 
 
 def mark_output(data: dict, command: str) -> dict:

@@ -1,7 +1,7 @@
 """``dwn-hw report``: a Markdown report and PNG plots from export bundles and their synth reports.
 
 Reads each bundle's ``bundle.json``, ``dwn.ir.json`` (its ``meta.accuracy``) and every
-``build/synth/<board>/report.json`` written by ``dwn-hw synth``. Plots (matplotlib, Agg back end):
+``synth/<board>/report.json`` written by ``dwn-hw synth``. Plots (matplotlib, Agg back end):
 resources per stage (the bundle's per-stage yosys estimate when export made one, and always the
 core against the UART wrapper per board), and accuracy against LUTs when several bundles are
 given. No torch here.
@@ -45,11 +45,8 @@ def accuracy_of(bundle_dir: Path, bundle: dict) -> float | None:
 
 
 def synth_reports(bundle_dir: Path) -> list[Path]:
-    """The bundle's synth reports: ``build/synth/<board>/report.json``, and for boards without one the
-    ``synth/<board>/report.json`` that dwn-hw wrote before its outputs moved under ``build/``."""
-    found = {p.parent.name: p for p in (bundle_dir / "synth").glob("*/report.json")}
-    found.update({p.parent.name: p for p in (bundle_dir / "build" / "synth").glob("*/report.json")})
-    return [found[board] for board in sorted(found)]
+    """The bundle's synth reports, ``synth/<board>/report.json``, one per board."""
+    return sorted((bundle_dir / "synth").glob("*/report.json"))
 
 
 def collect(bundle_dirs: list[Path]) -> list[dict]:

@@ -79,12 +79,13 @@ def _recorded_vectors(ir: dict, ir_path: Path):
 
 # ---------------------------------------------------------------- where the bundle goes, and --force
 
-# Tool outputs inside a bundle (simulator, verify and synth builds, byte-code caches): dropped
-# when --force replaces the bundle. Everything else that the bundle did not write is carried over.
+# Tool outputs inside a bundle (simulator, verify and synth builds, byte-code caches, the synth
+# reports, which describe the old core, and the run-sim folder of older versions): dropped when
+# --force replaces the bundle. Everything else that the bundle did not write is carried over.
 def _tool_output(rel: Path) -> bool:
     parts = rel.parts
-    return (parts[0] == "build" or "__pycache__" in parts
-            or (len(parts) >= 3 and parts[0] == "synth" and parts[2] == "build"))
+    return (parts[0] in ("build", "uart_sim") or "__pycache__" in parts
+            or (len(parts) >= 3 and parts[0] == "synth" and parts[2] in ("build", "report.json")))
 
 
 def resolve_out(out) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 from dwn_hw.ir import class_width, grid_range, input_width, layer_tables, num_input_bits, score_width
 
 
@@ -166,7 +166,7 @@ def reference_verilog(ir: dict, inputs: str = "features", latency: int = 1, name
         Module name.
     """
     if latency < 1:
-        raise DwnHwError(f"latency must be at least 1, not {latency!r}")
+        raise DwnHwError(f"latency must be at least 1, not {show(latency)}")
     if inputs == "features" and ir["encoder"]["kind"] == "none":
         raise DwnHwError("--inputs features needs a thermometer encoder; this IR has encoder.kind 'none'")
     W_in = input_width(ir, inputs)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 
 PRESETS = ("none", "balanced", "max")
 
@@ -53,7 +53,7 @@ class PipelineSpec:
         for field in ("popcount", "argmax"):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise DwnHwError(f"pipeline {field} must be an integer >= 0, not {value!r}")
+                raise DwnHwError(f"pipeline {field} must be an integer >= 0, not {show(value)}")
         bad = sorted(i for i in self.layers if i < 0)
         if bad:
             raise DwnHwError(f"pipeline layer index must be >= 0, not {bad[0]}")

@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from dwn_hw.errors import DwnHwError
+from dwn_hw.errors import DwnHwError, show
 from dwn_hw.synth import protocol
 
 
@@ -52,7 +52,7 @@ class UARTReceiver(wiring.Component):
 
     def __init__(self, divisor: int):
         if divisor < 4:
-            raise ValueError(f"divisor must be at least 4, not {divisor!r}")
+            raise ValueError(f"divisor must be at least 4, not {show(divisor)}")
         self.divisor = divisor
         super().__init__()
 
@@ -99,7 +99,7 @@ class UARTTransmitter(wiring.Component):
 
     def __init__(self, divisor: int):
         if divisor < 4:
-            raise ValueError(f"divisor must be at least 4, not {divisor!r}")
+            raise ValueError(f"divisor must be at least 4, not {show(divisor)}")
         self.divisor = divisor
         super().__init__()
 

@@ -65,7 +65,7 @@ def test_instantiation_templates_wire_every_port_at_its_width(kit):
 
 def test_board_readme_describes_the_uart_protocol(kit):
     out, info, _, board = kit
-    from dwn_hw.synth import protocol
+    from dwn_hw.hdl import protocol
 
     text = (out / "synth" / board / "README.md").read_text()
     assert "## UART protocol" in text and "8N1" in text

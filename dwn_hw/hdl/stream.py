@@ -108,11 +108,11 @@ def stream_verilog(info: dict, name: str = "dwn_stream", prefix: str = "", depth
     Returns ``(text, stream_info)`` with ``top``, ``depth``, ``core``, ``latency`` (clocks from an
     ``s_*`` transfer to ``m_valid`` when nothing stalls: the core's plus one) and the ports.
     """
-    from dwn_hw.hdl.top import _to_verilog
+    from dwn_hw.hdl.verilog import to_verilog
 
     ident = prefix + name
     wrapper = StreamWrapper(info, depth=depth)
-    text = _to_verilog(wrapper, ident)
+    text = to_verilog(wrapper, ident, private_wires=True)
     # A result reaches m_valid one clock after the core's out_valid (it passes the FIFO).
     stream_info = {"top": ident, "depth": wrapper.depth, "core": info["top"], "latency": wrapper.latency + 1,
                    "ports": ["clk", "rst", "s_valid", "s_ready", "s_data", "m_valid", "m_ready", "m_class",

@@ -16,7 +16,7 @@ from pathlib import Path
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.resources import data_path
-from dwn_hw.synth import protocol
+from dwn_hw.hdl import protocol
 
 BOARD_TOP = "dwn_board"
 CONSTRAINTS = {"ice40": "board.pcf", "ecp5": "board.lpf", "xilinx": "board.xdc"}

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from dwn_hw.errors import DwnHwError
-from dwn_hw.synth import protocol
+from dwn_hw.hdl import protocol
 
 
 def _board_names():

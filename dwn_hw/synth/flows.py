@@ -24,7 +24,7 @@ import click
 from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
-from dwn_hw.synth import protocol
+from dwn_hw.hdl import protocol
 from dwn_hw.synth.boards import BOARD_TOP, CONSTRAINTS, Board, load_board, write_board_files
 from dwn_hw.synth.parse import cell_counts, nextpnr_summary, stat_design
 from dwn_hw.synth.toolchain import Toolchain, ToolFailed, run_tool

@@ -1,6 +1,6 @@
 """Host side of ``dwn-hw run``: classify samples on a board over its serial port (pyserial).
 
-The protocol is in :mod:`dwn_hw.synth.protocol`. ``port`` may be anything pyserial opens
+The protocol is in :mod:`dwn_hw.hdl.protocol`. ``port`` may be anything pyserial opens
 (``/dev/ttyUSB1``, ``COM3``, ``socket://host:port``) or an already open serial-like object with
 ``write``, ``read`` and ``reset_input_buffer``. No torch here.
 """
@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from dwn_hw.errors import DwnHwError
-from dwn_hw.synth import protocol
+from dwn_hw.hdl import protocol
 
 
 def open_port(port, baud: int, timeout: float):

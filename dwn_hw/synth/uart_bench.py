@@ -12,7 +12,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, First, Timer
 
-from dwn_hw.synth import protocol
+from dwn_hw.hdl import protocol
 
 
 async def _send(dut, data: bytes, bit_ns: int):

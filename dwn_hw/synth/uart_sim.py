@@ -22,7 +22,7 @@ from dwn_hw import tools
 from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
-from dwn_hw.synth import protocol
+from dwn_hw.hdl import protocol
 
 TOP = "dwn_uart"
 BUILD_ARGS = ["-O2"]

@@ -29,6 +29,9 @@ COMMANDS = {
     "report": ("dwn_hw.synth.cli", "report_cmd"),
 }
 
+# Libraries of the torch wing (the `train` extra); any other missing one belongs to `hw`.
+TRAIN_LIBRARIES = {"torch", "sklearn", "tqdm"}
+
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
@@ -40,10 +43,21 @@ class LazyGroup(click.Group):
         module, attr = COMMANDS[name]
         try:
             return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            @click.command(name=name, help="(not available in this installation)")
+        except ModuleNotFoundError as exc:
+            # A library this installation lacks (torch without the train extra, say) makes the
+            # command unavailable; a module of our own that fails to import is a bug: traceback.
+            if (exc.name or "").split(".")[0] == "dwn_hw":
+                raise
+            missing = exc.name
+
+            @click.command(name=name, help=f"(not available in this installation: needs {missing})",
+                           context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
             def unavailable():
-                raise click.ClickException(f"command {name!r} is not available: {exc}")
+                from dwn_hw.errors import DwnHwError
+
+                extra = "train" if missing in TRAIN_LIBRARIES else "hw"
+                raise DwnHwError(f"`dwn-hw {name}` needs {missing}, which is not installed: "
+                                 f"pip install \"dwn-hw[{extra}]\"")
             return unavailable
 
 

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from dwn_hw.errors import DwnHwError
 from dwn_hw.hdl.lut import DEVICE_STYLES, lut_verilog, native_fanin
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
-from dwn_hw.ir import grid_range
+from dwn_hw.ir.grid import grid_bounds
 
 
 def compare_chain(B: int, signed: bool, t: int, qmin: int, k: int) -> list:
@@ -72,7 +72,7 @@ class ThermometerEncoder(VerilogComponent):
             raise DwnHwError("ThermometerEncoder needs at least one output bit")
         self.module, self._style, self._cell = module, style, cell
         self._features, self._B, self._signed = features, input_bits, bool(signed)
-        self._qmin, self._qmax = grid_range({"input_bits": input_bits, "signed": signed})
+        self._qmin, self._qmax = grid_bounds(input_bits, signed)
         for f, t in bits:
             if not 0 <= f < features:
                 raise DwnHwError(f"ThermometerEncoder: feature {f} is out of range 0..{features - 1}")

@@ -17,6 +17,7 @@ import numpy as np
 
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text, check_new
+from dwn_hw.ir.grid import grid_range
 
 FORMAT = "dwn-hw-ir"
 VERSION = 1
@@ -42,14 +43,6 @@ def _path(parts) -> str:
     for p in parts:
         out += f"[{p}]" if isinstance(p, int) else f".{p}"
     return out
-
-
-def grid_range(encoder: dict) -> tuple[int, int]:
-    """(qmin, qmax): the integers the hardware reads for one feature."""
-    bits = int(encoder["input_bits"])
-    if encoder["signed"]:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
 
 
 def num_input_bits(ir: dict) -> int:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dwn_hw.ir.core import IRError, grid_range, num_input_bits
+from dwn_hw.ir.core import IRError, num_input_bits
+from dwn_hw.ir.grid import grid_range
 
 
 def decode_table(hex_text: str, row_len: int) -> np.ndarray:

@@ -14,13 +14,22 @@ from dwn_hw.errors import DwnHwError, show
 
 
 def grid_bounds(input_bits: int, signed: bool) -> tuple[int, int]:
-    """(qmin, qmax) of a ``input_bits``-wide grid, two's complement when ``signed``."""
+    """(qmin, qmax) of a ``input_bits``-wide grid, two's complement when ``signed``.
+
+    The one place the generator computes the grid's range (the independent checks in ``dwn_hw.check`` and
+    the standalone bench in ``sim/`` keep their own copy on purpose).
+    """
     bits = int(input_bits)
     if not 1 <= bits <= 32:
         raise DwnHwError(f"input bits must be in 1..32, not {show(input_bits)}")
     if signed:
         return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return 0, (1 << bits) - 1
+
+
+def grid_range(encoder: dict) -> tuple[int, int]:
+    """(qmin, qmax): the integers the hardware reads for one feature of an IR ``encoder`` (or a bundle)."""
+    return grid_bounds(encoder["input_bits"], bool(encoder["signed"]))
 
 
 def scale_vector(scale, features: int) -> np.ndarray:

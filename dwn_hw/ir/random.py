@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dwn_hw.ir.core import grid_range, validate
+from dwn_hw.ir.core import validate
+from dwn_hw.ir.grid import grid_bounds
 from dwn_hw.ir.evaluate import table_hex
 
 
@@ -26,7 +27,7 @@ def random_ir(seed: int = 0, *, features: int = 8, bits_per_feature: int = 4, in
     rng = np.random.default_rng(seed)
     enc: dict = {"kind": "thermometer" if encoder else "none"}
     if encoder:
-        qmin, qmax = grid_range({"input_bits": input_bits, "signed": signed})
+        qmin, qmax = grid_bounds(input_bits, signed)
         values = np.arange(qmin - 1, qmax + 1)
         T = min(bits_per_feature, values.size)
         th = [sorted(rng.choice(values, size=T, replace=False).tolist()) for _ in range(features)]

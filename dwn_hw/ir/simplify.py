@@ -18,7 +18,8 @@ import copy
 
 import numpy as np
 
-from dwn_hw.ir.core import grid_range, num_input_bits, validate
+from dwn_hw.ir.core import num_input_bits, validate
+from dwn_hw.ir.grid import grid_range
 from dwn_hw.ir.evaluate import decode_table, table_hex
 from dwn_hw.ir.random import used_bits
 

@@ -114,9 +114,9 @@ def _grid_fields(bundle_info: dict) -> dict:
     if bundle_info.get("inputs", "features") == "bits" or "input_bits" not in bundle_info:
         qmin, qmax = 0, 1
     else:
-        from dwn_hw.ir import grid_range
+        from dwn_hw.ir.grid import grid_bounds
 
-        qmin, qmax = grid_range({"input_bits": bundle_info["input_bits"], "signed": bool(bundle_info.get("signed"))})
+        qmin, qmax = grid_bounds(bundle_info["input_bits"], bool(bundle_info.get("signed")))
     return {**bundle_info, "qmin": qmin, "qmax": qmax}
 
 

@@ -24,7 +24,7 @@ def build(seed: int = 0):
 
     import dwn_hw as dwn
     from dwn_hw.freeze import freeze
-    from dwn_hw.train.grid import Grid
+    from dwn_hw.datasets.grid import Grid
 
     torch.manual_seed(seed)
     x_fit = torch.randint(0, 256, (2000, 784)).float()

@@ -17,7 +17,7 @@ import time
 
 from sklearn.linear_model import LogisticRegression
 
-from dwn_hw.train.datasets import load_dataset
+from dwn_hw.datasets import load_dataset
 from dwn_hw.train.loop import TrainConfig, run
 
 BUDGET_S = 60.0

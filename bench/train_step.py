@@ -44,7 +44,7 @@ def inputs(count):
     """MNIST training images through DistributiveThermometer(3) when the data set is at hand, else random bits
     at MNIST's density (0.158 of the bits set)."""
     try:
-        from dwn_hw.train import sources
+        from dwn_hw.datasets import readers as sources
         d = sources.load_mnist()
         x = torch.as_tensor(d["x_train"][:count], dtype=torch.float32)
         bits = dwn.DistributiveThermometer(3).fit(x).binarize(x)

@@ -1,8 +1,10 @@
 """dwn-hw: Differentiable Weightless Neural Networks from training to bit-exact FPGA hardware.
 
-``import dwn_hw as dwn`` gives torch-dwn's layer API (Thermometer, LUTLayer, GroupSum, ...).
-Hardware-side modules (``dwn_hw.ir``, ``dwn_hw.hdl``, ``dwn_hw.synth``) never import torch;
-this top-level import loads the torch side lazily so that an IR-only user does not pay for it.
+``import dwn_hw as dwn`` gives torch-dwn's layer API (Thermometer, LUTLayer, GroupSum, ...),
+``dwn.load`` (a checkpoint) and ``dwn.from_torch_dwn``; ``from dwn_hw.freeze import freeze`` turns a
+model into an IR. The torch wing (``dwn_hw.nn``, ``dwn_hw.cuda``, ``dwn_hw.train``, ``dwn_hw.freeze``)
+is loaded lazily here, so an IR-only user of the hardware wing (``dwn_hw.ir``, ``dwn_hw.hdl``,
+``dwn_hw.synth``, ...) and of ``dwn_hw.datasets`` never imports torch.
 """
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ _LAZY = {
     "LUTLayer": "dwn_hw.nn",
     "LearnableMapping": "dwn_hw.nn",
     "GroupSum": "dwn_hw.nn",
-    "freeze": "dwn_hw.freeze",
-    "from_torch_dwn": "dwn_hw.freeze",
+    "from_torch_dwn": "dwn_hw.freeze.torch_dwn",
     "load": "dwn_hw.train.checkpoint",
 }
 

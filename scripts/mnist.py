@@ -162,7 +162,7 @@ def test_set_npz(work: Path) -> Path:
 
     path = work / "mnist_test.npz"
     if not path.exists():
-        from dwn_hw.train.datasets import load_dataset
+        from dwn_hw.datasets import load_dataset
 
         ds = load_dataset("mnist")
         tmp = path.with_suffix(".tmp.npz")

@@ -7,7 +7,7 @@ import dwn_hw as dwn
 import dwn_hw.ir as I
 from dwn_hw.errors import DwnHwError
 from dwn_hw.freeze import edge_inputs, freeze
-from dwn_hw.train.grid import Grid
+from dwn_hw.datasets.grid import Grid
 
 
 def pytorch_scores(model, encoder, grid, q):
@@ -72,7 +72,7 @@ def test_model_without_encoder_reads_bits():
 @pytest.fixture(scope="module")
 def digits_model():
     """A small model trained briefly on digits (tables shaped by training, not random)."""
-    from dwn_hw.train.datasets import load_dataset
+    from dwn_hw.datasets import load_dataset
 
     ds = load_dataset("digits")
     torch.manual_seed(0)
@@ -138,12 +138,13 @@ def test_encoder_without_grid_is_refused():
         freeze(42)
 
 
-def test_dwn_hw_freeze_is_the_function_even_after_importing_the_module():
-    import dwn_hw
-    import dwn_hw.freeze  # noqa: F401  (makes the package attribute the module)
+def test_the_freeze_package_reexports_the_function():
+    import dwn_hw.freeze
+    import dwn_hw.freeze.model
 
+    assert dwn_hw.freeze.freeze is dwn_hw.freeze.model.freeze
     model, _ = random_model(2, ns=(2, 3), sizes=(10, 6), learnable=(False, False), k=2)
-    ir = dwn_hw.freeze(model, simplify=False)
+    ir = dwn_hw.freeze.freeze(model, simplify=False)
     assert ir["encoder"]["kind"] == "none" and len(ir["layers"]) == 2
 
 

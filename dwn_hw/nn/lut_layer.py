@@ -6,7 +6,7 @@ import torch
 from dwn_hw.errors import DwnHwError, show
 
 from .efd import EFDFunction, STEFunction
-from .mapping import LearnableMapping, _check_size, layer_mapping
+from .mapping import LearnableMapping, check_size, layer_mapping
 
 _DUMMY_KEY = "_LUTLayer__dummy_mapping"   # torch-dwn's unused learnable-mapping placeholder
 
@@ -36,9 +36,9 @@ class LUTLayer(torch.nn.Module):
     def __init__(self, input_size, output_size, n, mapping="random", alpha=None, beta=None, ste=True,
                  clamp_luts=True, lm_tau=0.001):
         super().__init__()
-        input_size = _check_size("LUTLayer input_size", input_size)
-        output_size = _check_size("LUTLayer output_size", output_size)
-        n = _check_size("LUTLayer n", n)
+        input_size = check_size("LUTLayer input_size", input_size)
+        output_size = check_size("LUTLayer output_size", output_size)
+        n = check_size("LUTLayer n", n)
         if n > 20:
             raise DwnHwError(f"LUTLayer n={n} is too large (tables of 2**n entries; at most 20)")
         if not isinstance(ste, bool):

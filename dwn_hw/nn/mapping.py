@@ -70,8 +70,8 @@ class LearnableMapping(torch.nn.Module):
 
     def __init__(self, input_size, output_size, tau=0.001):
         super().__init__()
-        input_size = _check_size("LearnableMapping input_size", input_size)
-        output_size = _check_size("LearnableMapping output_size", output_size)
+        input_size = check_size("LearnableMapping input_size", input_size)
+        output_size = check_size("LearnableMapping output_size", output_size)
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not tau > 0:
             raise DwnHwError(f"LearnableMapping tau must be a positive number, not {show(tau)}")
         self.input_size, self.output_size, self.tau = int(input_size), int(output_size), float(tau)
@@ -79,6 +79,11 @@ class LearnableMapping(torch.nn.Module):
         self._argmax = None                    # (key, LongTensor) cache of weights.argmax(0)
         self._pending = []                     # deferred weight gradients (x, grad_out), see dwn_hw.nn.fused
         self._grad_marker = None               # placeholder .grad while a gradient is deferred
+        fused.register_hooks()                 # before any optimizer step over these weights (see there)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        fused.register_hooks()                 # an unpickled mapping never ran __init__
 
     def hard_mapping(self) -> torch.Tensor:
         """``weights.argmax(0)`` (LongTensor ``[output_size]``), cached until the weights change (a new
@@ -107,7 +112,7 @@ class LearnableMapping(torch.nn.Module):
         return f"input_size={self.input_size}, output_size={self.output_size}, tau={self.tau}"
 
 
-def _check_size(name, value) -> int:
+def check_size(name, value) -> int:
     """``value`` as a positive int (numpy and torch integers welcome), else a TypeError/ValueError naming it."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int, not {show(value)}")

@@ -22,7 +22,7 @@ from dwn_hw import __version__
 from dwn_hw.errors import DwnHwError, show
 from dwn_hw.fsutil import atomic_write_bytes
 from dwn_hw.train import arch as arch_mod
-from dwn_hw.train.grid import Grid
+from dwn_hw.datasets.grid import Grid
 
 FORMAT = "dwn-hw-checkpoint"
 FORMAT_VERSION = 1

@@ -27,7 +27,7 @@ from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.train import arch as arch_mod
 from dwn_hw.train import augment
 from dwn_hw.train import checkpoint as ckpt
-from dwn_hw.train.datasets import DataSet, load_dataset
+from dwn_hw.datasets import DataSet, load_dataset
 
 
 @dataclass

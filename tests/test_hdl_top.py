@@ -127,7 +127,7 @@ def test_header_comment_says_ports_latency_and_input_mapping():
 def test_reduce_layer_keeps_every_lut_function():
     import numpy as np
 
-    from dwn_hw.hdl.top import reduce_layer
+    from dwn_hw.ir.passes import reduce_layer
 
     rng = np.random.default_rng(0)
     rows, tabs = [], []

@@ -19,7 +19,7 @@ import pytest
 from dwn_hw import tools
 from dwn_hw.hdl import build_top
 from dwn_hw.hdl.lut import LUTArray
-from dwn_hw.hdl.top import plan
+from dwn_hw.hdl.plan import plan
 from dwn_hw.ir import random_ir
 
 # The primitives' models in yosys' share folder. Only the modules a style uses are taken: reading

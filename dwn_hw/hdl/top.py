@@ -6,8 +6,6 @@ signal is used and lint stays clean.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from amaranth.hdl import Cat, ClockDomain, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -17,141 +15,12 @@ from dwn_hw.hdl.argmax import Argmax
 from dwn_hw.hdl.encoder import ThermometerEncoder
 from dwn_hw.hdl.lut import LUTArray, cell_verilog, check_style, native_fanin
 from dwn_hw.hdl.pipeline import PipelineSpec, parse_pipeline
+from dwn_hw.hdl.plan import plan
 from dwn_hw.hdl.popcount import Popcount, popcount_levels
 from dwn_hw.hdl.verilog import module_names, to_verilog
 from dwn_hw.ir import class_width, input_width, num_input_bits, score_width
 
 INPUTS = ("features", "bits")
-
-
-@dataclasses.dataclass
-class Plan:
-    """The live part of an IR, with indices compacted to what is built.
-
-    ``sources``: for ``inputs="features"`` the (feature, threshold) of each encoder output, for
-    ``"bits"`` the ``in_data`` bit index of each input bit. ``layers``: (rows, tables) per layer,
-    rows indexing the previous stage's compacted outputs. ``groups``: per class, indices into
-    the last layer's outputs.
-    """
-
-    sources: list
-    layers: list
-    groups: list
-
-
-def _slot_mask(m: int, slot: int) -> int:
-    """Bit a set for every address a < 2**m whose bit ``slot`` is 0."""
-    return sum(1 << a for a in range(1 << m) if not (a >> slot) & 1)
-
-
-def reduce_layer(rows, tables):
-    """Drop the address bits a LUT's table does not depend on (a constant keeps no input).
-
-    Returns new (rows, tables); what each LUT computes is unchanged. Needed because a LUT
-    written as logic (``mux`` style) would not read such a bit, leaving it unconnected.
-    """
-    import numpy as np
-
-    tabs = [int(t, 16) for t in tables]
-    by_len: dict = {}
-    for j, row in enumerate(rows):
-        by_len.setdefault(len(row), []).append(j)
-    reducible = []
-    for m, idx in by_len.items():
-        if m == 0:
-            continue
-        t = np.array([tabs[j] for j in idx], dtype=np.uint64)
-        depends = np.ones(len(idx), dtype=bool)
-        for slot in range(m):
-            mask = np.uint64(_slot_mask(m, slot))
-            # table[a] == table[a | 1<<slot] for every a with that bit clear: slot is a don't-care
-            free = ((t & mask) ^ ((t >> np.uint64(1 << slot)) & mask)) == 0
-            depends &= ~free
-        reducible += [j for j, d in zip(idx, depends) if not d]
-    rows, tabs = [list(r) for r in rows], tabs
-    for j in reducible:
-        row, table = rows[j], tabs[j]
-        for slot in reversed(range(len(row))):
-            m = len(row)
-            bits = [(table >> a) & 1 for a in range(1 << m)]
-            if all(bits[a] == bits[a | 1 << slot] for a in range(1 << m) if not (a >> slot) & 1):
-                kept = [a for a in range(1 << m) if not (a >> slot) & 1]
-                table = sum(bits[a] << i for i, a in enumerate(kept))
-                row = row[:slot] + row[slot + 1:]
-        rows[j], tabs[j] = row, table
-    return rows, tabs
-
-
-def fold_constants(rows, tables, const: dict):
-    """Substitute known constant inputs (index -> 0/1) into the tables and drop those slots.
-
-    Returns new (rows, tables as hex strings). Why: an encoder bit whose threshold lies outside
-    the grid is a constant, and a LUT whose table is constant drives one; a device primitive fed
-    a constant select (an ECP5 ``PFUMX``) is folded away by yosys, which leaves the ``L6MUX21``
-    after it with an input nextpnr cannot pack.
-    """
-    rows, out = [list(r) for r in rows], list(tables)
-    for j, row in enumerate(rows):
-        if not any(i in const for i in row):
-            continue
-        table = int(out[j], 16)
-        for slot in reversed(range(len(row))):
-            if row[slot] in const:
-                m, v = len(row), const[row[slot]]
-                kept = [a for a in range(1 << m) if (a >> slot) & 1 == v]
-                table = sum(((table >> a) & 1) << i for i, a in enumerate(kept))
-                row = row[:slot] + row[slot + 1:]
-        rows[j], out[j] = row, f"{table:x}"
-    return rows, out
-
-
-def _encoder_constants(ir: dict) -> dict:
-    """Thermometer bits that are constant: threshold below the grid (1) or at its top (0)."""
-    from dwn_hw.ir import grid_range
-
-    enc = ir["encoder"]
-    qmin, qmax = grid_range(enc)
-    T = int(enc["bits_per_feature"])
-    return {f * T + k: int(t <= qmin - 1) for f, row in enumerate(enc["thresholds"]) for k, t in enumerate(row)
-            if t <= qmin - 1 or t >= qmax}
-
-
-def plan(ir: dict, inputs: str) -> Plan:
-    """Fold constants, drop don't-care LUT inputs, prune dead logic and compact indices (see :class:`Plan`)."""
-    const = _encoder_constants(ir) if inputs == "features" else {}
-    layers = []
-    for layer in ir["layers"]:
-        rows, tabs = reduce_layer(*fold_constants(layer["mapping"], layer["tables"], const))
-        layers.append({"mapping": rows, "tables": tabs})
-        const = {j: t & 1 for j, (r, t) in enumerate(zip(rows, tabs)) if not r}
-    k = int(ir["groupsum"]["k"])
-    n_last = len(layers[-1]["mapping"])
-    perm = ir["groupsum"].get("permutation") or list(range(n_last))
-    g = -(-n_last // k)
-    groups = [[perm[p] for p in range(c * g, min((c + 1) * g, n_last))] for c in range(k)]
-    # Backward liveness: the last layer is read by the groups, each earlier stage by live LUTs.
-    live = [None] * len(layers)
-    live[-1] = sorted(set(perm))
-    for i in range(len(layers) - 1, 0, -1):
-        rows = layers[i]["mapping"]
-        live[i - 1] = sorted({s for j in live[i] for s in rows[j]})
-    live_in = sorted({s for j in live[0] for s in layers[0]["mapping"][j]})
-    out_layers = []
-    prev_index = {s: i for i, s in enumerate(live_in)}
-    for i, layer in enumerate(layers):
-        rows, tabs = layer["mapping"], layer["tables"]
-        new_rows = [[prev_index[s] for s in rows[j]] for j in live[i]]
-        new_tabs = [tabs[j] for j in live[i]]
-        out_layers.append((new_rows, new_tabs))
-        prev_index = {s: idx for idx, s in enumerate(live[i])}
-    groups = [[prev_index[s] for s in grp] for grp in groups]
-    enc = ir["encoder"]
-    if inputs == "features":
-        T = int(enc["bits_per_feature"])
-        sources = [(s // T, int(enc["thresholds"][s // T][s % T])) for s in live_in]
-    else:
-        sources = list(live_in)
-    return Plan(sources=sources, layers=out_layers, groups=groups)
 
 
 class DwnTop(wiring.Component):

@@ -1,4 +1,4 @@
-"""Function-preserving simplification of an IR (numpy only).
+"""Function-preserving simplification of an IR (numpy only), made of the passes of :mod:`dwn_hw.ir.passes`.
 
 Passes, repeated until nothing changes:
 
@@ -19,68 +19,9 @@ import copy
 import numpy as np
 
 from dwn_hw.ir.core import num_input_bits, validate
-from dwn_hw.ir.grid import grid_range
 from dwn_hw.ir.evaluate import decode_table, table_hex
+from dwn_hw.ir.passes import constant_outputs, encoder_constants, live_sources, reduce_lut
 from dwn_hw.ir.random import used_bits
-
-
-def _restrict(table: np.ndarray, slot: int, value) -> np.ndarray:
-    """The table with address bit ``slot`` fixed to ``value`` (0, 1, or per-address array), slot removed."""
-    t3 = table.reshape(-1, 2, 1 << slot)
-    if np.isscalar(value):
-        return t3[:, int(value), :].ravel()
-    return t3[:, value, np.arange(1 << slot)].ravel()
-
-
-def _independent(table: np.ndarray, slot: int) -> bool:
-    t3 = table.reshape(-1, 2, 1 << slot)
-    return bool(np.array_equal(t3[:, 0, :], t3[:, 1, :]))
-
-
-def _simplify_lut(row: list[int], table: np.ndarray, const: dict[int, int]) -> tuple[list[int], np.ndarray, dict]:
-    """One LUT: fold constant inputs, merge repeated inputs, drop inputs the table ignores."""
-    counts = {"constant_inputs": 0, "repeated_inputs": 0, "ignored_inputs": 0}
-    row = list(row)
-    changed = True
-    while changed:
-        changed = False
-        for slot in range(len(row) - 1, -1, -1):
-            src = row[slot]
-            if src in const:
-                table = _restrict(table, slot, const[src])
-                kind = "constant_inputs"
-            elif src in row[:slot]:
-                # keep only addresses where this slot equals the first slot reading the same source
-                first = row.index(src)
-                value = (np.arange(1 << slot) >> first) & 1
-                table = _restrict(table, slot, value)
-                kind = "repeated_inputs"
-            elif _independent(table, slot):
-                table = _restrict(table, slot, 0)
-                kind = "ignored_inputs"
-            else:
-                continue
-            del row[slot]
-            counts[kind] += 1
-            changed = True
-    return row, table, counts
-
-
-def _encoder_constants(ir: dict) -> dict[int, int]:
-    """Thermometer bits whose value no grid input can change: index -> constant value."""
-    enc = ir["encoder"]
-    if enc["kind"] != "thermometer":
-        return {}
-    qmin, qmax = grid_range(enc)
-    T = int(enc["bits_per_feature"])
-    out = {}
-    for f, row in enumerate(enc["thresholds"]):
-        for t, th in enumerate(row):
-            if th <= qmin - 1:
-                out[f * T + t] = 1
-            elif th >= qmax:
-                out[f * T + t] = 0
-    return out
 
 
 def simplify(ir: dict) -> tuple[dict, dict]:
@@ -99,7 +40,7 @@ def simplify(ir: dict) -> tuple[dict, dict]:
     luts_before = [len(r) for r in rows]
     inputs_before = sum(len(x) for layer in rows for x in layer)
     totals = {"constant_inputs": 0, "repeated_inputs": 0, "ignored_inputs": 0}
-    enc_const = _encoder_constants(out)
+    enc_const = encoder_constants(out)
     last = len(rows) - 1
 
     changed = True
@@ -109,9 +50,9 @@ def simplify(ir: dict) -> tuple[dict, dict]:
             if i == 0:
                 const = enc_const
             else:
-                const = {j: int(tables[i - 1][j][0]) for j, r in enumerate(rows[i - 1]) if not r}
+                const = constant_outputs(rows[i - 1], tables[i - 1])
             for j in range(len(rows[i])):
-                row, table, counts = _simplify_lut(rows[i][j], tables[i][j], const)
+                row, table, counts = reduce_lut(rows[i][j], tables[i][j], const)
                 if len(row) != len(rows[i][j]):
                     changed = True
                     rows[i][j], tables[i][j] = row, table
@@ -119,7 +60,7 @@ def simplify(ir: dict) -> tuple[dict, dict]:
                         totals[key] += v
         # inner LUTs nobody reads go; the next layer's rows are renumbered
         for i in range(last):
-            read = sorted({src for r in rows[i + 1] for src in r})
+            read = live_sources(rows[i + 1], range(len(rows[i + 1])))
             if len(read) == len(rows[i]):
                 continue
             keep = read or [0]  # a layer is never empty; an unread LUT 0 stays when nothing is read

@@ -36,30 +36,10 @@ WRAPS = ("none", "stream")
 
 
 def edge_and_random_inputs(ir: dict, count: int = 256, seed: int = 0) -> np.ndarray:
-    """Inputs for a model without a recorded test set.
+    """The vectors of an IR without a recorded test set: :func:`dwn_hw.ir.vectors.edge_inputs`."""
+    from dwn_hw.ir.vectors import edge_inputs
 
-    Features: all at qmin, all at qmax, all zero (when signed), for each threshold slot t every
-    feature at its threshold t - 1, t and t + 1 (clipped to the grid), then ``count`` random rows.
-    No encoder: all zeros, all ones, then random bits.
-    """
-    from dwn_hw.ir import grid_range
-
-    rng = np.random.default_rng(seed)
-    enc = ir["encoder"]
-    F = int(enc["features"])
-    if enc["kind"] == "none":
-        rows = [np.zeros(F), np.ones(F)] + list(rng.integers(0, 2, size=(count, F)))
-        return np.asarray(rows, dtype=np.uint8)
-    qmin, qmax = grid_range(enc)
-    th = np.asarray(enc["thresholds"], dtype=np.int64)
-    rows = [np.full(F, qmin), np.full(F, qmax)]
-    if qmin < 0:
-        rows.append(np.zeros(F))
-    for t in range(th.shape[1]):
-        for delta in (-1, 0, 1):
-            rows.append(np.clip(th[:, t] + delta, qmin, qmax))
-    rows += list(rng.integers(qmin, qmax + 1, size=(count, F)))
-    return np.asarray(rows, dtype=np.int64)
+    return edge_inputs(ir, count=count, seed=seed)
 
 
 def _recorded_vectors(ir: dict, ir_path: Path):

@@ -19,6 +19,7 @@ from dwn_hw.errors import DwnHwError, warn
 from dwn_hw.ir import evaluate, grid_range, grid_thresholds, table_hex, used_bits, validate
 from dwn_hw.ir.grid import collapse_text, grid_x, threshold_collapse
 from dwn_hw.ir.simplify import simplify as simplify_ir
+from dwn_hw.ir.vectors import edge_inputs  # the one test-vector recipe (an IR and its checkpoint get the same)
 
 MAX_IR_N = 6          # IR v1 holds LUTs of at most 6 inputs (one FPGA LUT6 each)
 SCORE_TOLERANCE = 1e-3
@@ -203,28 +204,6 @@ def recorded_test_set(ckpt):
     from dwn_hw.datasets import load_test_set
 
     return load_test_set(ckpt.meta)
-
-
-def edge_inputs(ir: dict, count: int = 256, seed: int = 0) -> np.ndarray:
-    """Random grid inputs plus edges: all zeros, all qmin, all qmax, and every threshold t-1, t, t+1."""
-    rng = np.random.default_rng(seed)
-    enc = ir["encoder"]
-    F = int(enc["features"])
-    if enc["kind"] == "none":
-        fixed = [np.zeros(F, np.int64), np.ones(F, np.int64)]
-        rand = rng.integers(0, 2, size=(count, F))
-        return np.vstack(fixed + [rand]).astype(np.int64)
-    qmin, qmax = grid_range(enc)
-    th = np.asarray(enc["thresholds"], dtype=np.int64)
-    fixed = [np.full(F, min(max(0, qmin), qmax)), np.full(F, qmin), np.full(F, qmax)]
-    for t in range(th.shape[1]):
-        for delta in (-1, 0, 1):   # q = t gives bit 0, q = t + 1 gives bit 1: both sides of every comparator
-            fixed.append(np.clip(th[:, t] + delta, qmin, qmax))
-    # random values near the thresholds hit the comparators' edges far more often than uniform draws
-    pick = th[np.arange(F)[None, :], rng.integers(0, th.shape[1], size=(count, F))]
-    near = np.clip(pick + rng.integers(0, 2, size=(count, F)), qmin, qmax)
-    uniform = rng.integers(qmin, qmax + 1, size=(count, F))
-    return np.vstack(fixed + [near, uniform]).astype(np.int64)
 
 
 def freeze(model_or_checkpoint, *, encoder=None, grid=None, simplify: bool = True, test_set=True) -> dict:

@@ -1,4 +1,4 @@
-"""Each rule of the semantics contract (DESIGN.md) as a test of the PyTorch layers."""
+"""Each rule of the semantics contract (docs/design.md) as a test of the PyTorch layers."""
 import numpy as np
 import pytest
 import torch

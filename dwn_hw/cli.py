@@ -21,7 +21,7 @@ COMMANDS = {
     "freeze": ("dwn_hw.freeze.cli", "freeze_cmd"),
     "import-torch-dwn": ("dwn_hw.freeze.cli", "import_torch_dwn_cmd"),
     "info": ("dwn_hw.describe", "info_cmd"),
-    "export": ("dwn_hw.export", "export_cmd"),
+    "export": ("dwn_hw.export_cli", "export_cmd"),
     "sim": ("dwn_hw.sim", "sim_cmd"),
     "verify": ("dwn_hw.verify", "verify_cmd"),
     "synth": ("dwn_hw.synth.cli", "synth_cmd"),

@@ -13,8 +13,8 @@ Bundle layout (DESIGN.md, "An export bundle")::
     OUT/synth/<board>/           per --board
     OUT/README.md                what each file is
 
-No torch here: a checkpoint is read through ``dwn_hw.freeze.bundle_inputs``, imported only
-when MODEL is not an IR file.
+IR in, bundle out; no torch here. A checkpoint given to ``dwn-hw export`` is frozen first by the command
+(:mod:`dwn_hw.export_cli`, the torch wing's ``bundle_inputs``), then exported here.
 """
 from __future__ import annotations
 
@@ -204,24 +204,34 @@ def _board_family(board: str) -> str | None:
     return load_board(board).family
 
 
-def model_inputs(model: str | Path) -> dict:
-    """``dict(ir, inputs, scores, classes, expected_from)`` from a checkpoint or an IR file."""
+def model_inputs(model) -> dict:
+    """``dict(ir, inputs, scores, classes, expected_from, name)`` of what :func:`export_bundle` is given.
+
+    ``model`` is an IR file (``.json``), an IR dict, or what the torch wing prepared from a checkpoint
+    (``dwn_hw.freeze.bundle_inputs``: a dict with ``ir``, ``inputs``, ``scores``, ``classes``, ``expected_from``).
+    Without a recorded test set the vectors are :func:`dwn_hw.ir.vectors.edge_inputs`.
+    """
     from dwn_hw import ir as irmod
 
+    if isinstance(model, dict):
+        if "ir" in model:
+            return {"name": "checkpoint", **model, "ir": irmod.validate(model["ir"])}
+        ir = irmod.validate(model)
+        q = edge_and_random_inputs(ir)
+        scores, classes = irmod.evaluate(ir, q)
+        return {"ir": ir, "inputs": q, "scores": scores, "classes": classes, "expected_from": "ir", "name": "IR"}
     path = Path(model)
     if not path.exists():
         raise DwnHwError(f"model {str(path)!r} does not exist")
-    if path.suffix == ".json":
-        ir = irmod.load(path)
-        q = _recorded_vectors(ir, path)
-        if q is None:
-            q = edge_and_random_inputs(ir)
-        scores, classes = irmod.evaluate(ir, q)
-        return {"ir": ir, "inputs": q, "scores": scores, "classes": classes, "expected_from": "ir"}
-    # A checkpoint: only here does torch come in, through the freezer.
-    from dwn_hw.freeze import bundle_inputs
-
-    return bundle_inputs(path)
+    if path.suffix != ".json":
+        raise DwnHwError(f"{str(path)!r} is not an IR file (.json): export_bundle takes an IR; `dwn-hw export` "
+                         "freezes a checkpoint first (or run `dwn-hw freeze` and export the IR)")
+    ir = irmod.load(path)
+    q = _recorded_vectors(ir, path)
+    if q is None:
+        q = edge_and_random_inputs(ir)
+    scores, classes = irmod.evaluate(ir, q)
+    return {"ir": ir, "inputs": q, "scores": scores, "classes": classes, "expected_from": "ir", "name": path.name}
 
 
 def _render(template: str, **context) -> str:
@@ -258,8 +268,8 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
 
     Parameters
     ----------
-    model : path
-        A checkpoint (``.pt``) or an IR file (``.json``).
+    model : path or dict
+        An IR file (``.json``), an IR dict, or a checkpoint's frozen inputs (:func:`model_inputs`).
     out : path
         The bundle folder (symlinks and ``..`` resolved). If it exists it is refused, unless it is a
         dwn-hw bundle (``dwn_hw.bundle.is_bundle``) and ``force``: then it is replaced atomically (the
@@ -397,7 +407,7 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
             write_board_files(tmp, board, bundle)
         (tmp / "README.md").write_text(_render(
             "README.md.j2", bundle=bundle, boards=boards, bench=bench, has_makefile=makefile is not None,
-            resources=resources, model_name=Path(model).name, waiver_file=WAIVER_FILE, ir=ir))
+            resources=resources, model_name=data["name"], waiver_file=WAIVER_FILE, ir=ir))
         # what this export wrote: --force replaces exactly these and carries everything else over
         bundle["files"] = sorted(set(_listing(tmp)) | {"bundle.json"})
         write_bundle(tmp, bundle)
@@ -406,32 +416,3 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
         (notify or (lambda msg: click.echo(msg, err=True)))(
             f"kept {len(carried)} file(s) in {out} that no export wrote: {shown}")
     return {"format": FORMAT, **bundle}
-
-
-@click.command("export")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", type=click.Choice(["verilog"]), default="verilog", show_default=True,
-              help="What to write (Verilog bundle).")
-@click.option("-o", "--out", required=True, type=click.Path(), help="Bundle folder to write.")
-@click.option("--inputs", type=click.Choice(["features", "bits"]), default=None,
-              help="in_data carries integer features (encoder in hardware) or thermometer bits. "
-                   "[default: features when the model has an encoder]")
-@click.option("--pipeline", default="balanced", show_default=True,
-              help="none|balanced|max, or tokens: enc, l<i>, layers, pop=<m>, arg=<m> (e.g. enc,l0,l1,pop=2,arg=2).")
-@click.option("--board", "boards", multiple=True, help="Also write synth/<board>/ (repeatable).")
-@click.option("--wrap", type=click.Choice(list(WRAPS)), default="none", show_default=True,
-              help="stream: add a ready/valid wrapper with a skid buffer (rtl/dwn_stream.v).")
-@click.option("--prefix", default="", help="Prefix for every module name (several tops in one build).")
-@click.option("--lut-style", type=click.Choice(["mux", "cell", "expr", "xilinx", "ice40", "ecp5"]), default="mux",
-              show_default=True,
-              help="How a LUT is written; xilinx/ice40/ecp5 emit device primitives (no plain simulation).")
-@click.option("--estimate/--no-estimate", default=False, show_default=True,
-              help="Run yosys synth_xilinx for a per-stage LUT/FF table in the README (slow for big models).")
-@click.option("--force", is_flag=True,
-              help="Replace OUT if it is a dwn-hw bundle (files it did not write are kept; other folders are refused).")
-def export_cmd(model, target, out, inputs, pipeline, boards, wrap, prefix, lut_style, estimate, force):
-    """Write a hardware bundle for MODEL (a checkpoint .pt or an IR .json) into OUT."""
-    bundle = export_bundle(model, out, inputs=inputs, pipeline=pipeline, boards=boards, force=force, wrap=wrap,
-                           prefix=prefix, lut_style=lut_style, estimate=estimate)
-    click.echo(f"wrote {out}: top {bundle['top']}, latency {bundle['latency']}, in_width {bundle['in_width']}, "
-               f"{bundle['vectors']} vectors (expected from {bundle['expected_from']})")

@@ -117,7 +117,7 @@ def _encoder_ir(encoder, grid, num_bits_in: int) -> dict:
 def build_ir(model, encoder, grid, source: str) -> dict:
     layers, groupsum = _parts(model)
     perm = groupsum.randperm.detach().cpu()
-    if perm.numel() == 0 and getattr(groupsum, "_draw_on_first_forward", False):
+    if groupsum.permutation_pending:
         raise DwnHwError("the GroupSum has randperm=True but has not drawn its permutation yet; run one "
                          "forward pass first")
     ir = {

@@ -225,4 +225,4 @@ def _adam_step(optimizer, group, module, x, g):
             None if bits is None else bits.data_ptr(), None if bits_ptr is None else bits_ptr.data_ptr())
     # the weights changed behind autograd's back: bump their version so stale uses are caught
     torch.autograd.graph.increment_version(w)
-    module._set_hard_mapping(argmax)
+    module.set_hard_mapping(argmax)

@@ -49,6 +49,11 @@ class GroupSum(torch.nn.Module):
             raise DwnHwError(f"GroupSum randperm must be a bool, a positive int or a LongTensor, not {randperm!r}")
         self.register_buffer("randperm", perm)
 
+    @property
+    def permutation_pending(self) -> bool:
+        """``randperm=True`` and no forward pass has drawn the permutation yet (nothing to freeze)."""
+        return self._draw_on_first_forward and self.randperm.numel() == 0
+
     def forward(self, x):
         if self._draw_on_first_forward and self.randperm.numel() == 0:
             self.randperm = torch.randperm(x.shape[-1]).to(x.device)

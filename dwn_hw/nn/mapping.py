@@ -95,7 +95,7 @@ class LearnableMapping(torch.nn.Module):
             self._argmax = (key, w.detach().argmax(dim=0))
         return self._argmax[1]
 
-    def _set_hard_mapping(self, argmax: torch.Tensor) -> None:
+    def set_hard_mapping(self, argmax: torch.Tensor) -> None:
         """Record an argmax computed while the weights were updated (fused optimizer step)."""
         w = self.weights
         self._argmax = ((w.data_ptr(), w._version, w.shape), argmax)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dwn_hw import ir as I
-from dwn_hw.sim import run_units
+from dwn_hw.check.sim import run_units
 
 MNIST = dict(features=784, bits_per_feature=3, input_bits=8, layers=[(2000, 6), (1000, 6)], k=10)
 QUICK = dict(features=64, bits_per_feature=3, input_bits=5, layers=[(500, 4)], k=10)

@@ -300,7 +300,7 @@ def export_bundle(model, out, inputs: str | None = None, pipeline="balanced", bo
     from dwn_hw.bundle import FORMAT, write_bundle
     from dwn_hw.fsutil import atomic_dir
     from dwn_hw.hdl import build_top
-    from dwn_hw.hdl.lint import WAIVER_FILE, WAIVERS
+    from dwn_hw.check.lint import WAIVER_FILE, WAIVERS
     from dwn_hw.ir import dumps, encode, grid_range
 
     if wrap not in WRAPS:

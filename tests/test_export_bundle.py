@@ -9,7 +9,7 @@ import pytest
 from dwn_hw import export as export_mod
 from dwn_hw.errors import DwnHwError
 from dwn_hw.export import edge_and_random_inputs, export_bundle
-from dwn_hw.hdl.lint import lint
+from dwn_hw.check.lint import lint
 from dwn_hw.ir import evaluate, grid_range, random_ir, save
 
 FIELDS = ("top", "latency", "in_width", "features", "input_bits", "signed", "classes", "score_width", "inputs",

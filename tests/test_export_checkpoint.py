@@ -20,7 +20,7 @@ def test_train_then_export_digits(tmp_path):
     meta = json.loads((out / "bundle.json").read_text())
     assert meta["expected_from"] == "pytorch" and meta["inputs"] == "features"
 
-    from dwn_hw.hdl.lint import lint
+    from dwn_hw.check.lint import lint
     from dwn_hw.ir import evaluate, load
 
     rtl = [out / "rtl" / "dwn_top.v"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dwn_hw.export import export_bundle
-from dwn_hw.hdl.lint import lint
+from dwn_hw.check.lint import lint
 from dwn_hw.ir import grid_range, quantize, random_ir, save
 
 ROOT = Path(__file__).resolve().parent.parent

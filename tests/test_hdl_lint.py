@@ -2,7 +2,7 @@
 import pytest
 
 from dwn_hw.hdl import build_top
-from dwn_hw.hdl.lint import lint
+from dwn_hw.check.lint import lint
 from dwn_hw.ir import random_ir
 
 # (random_ir kwargs): fan-in 1..6, groups of 1..200 bits, k = 2..100, signed and unsigned,

@@ -104,7 +104,7 @@ def test_depth_below_latency_is_refused():
 
 def test_stream_verilog_is_lint_clean_with_its_core(tmp_path):
     from dwn_hw.hdl import build_top
-    from dwn_hw.hdl.lint import lint
+    from dwn_hw.check.lint import lint
     from dwn_hw.ir import random_ir
 
     text, top_info = build_top(random_ir(2, layers=[(16, 4), (8, 3)], k=3), pipeline="max", prefix="s_")

@@ -93,7 +93,7 @@ def bundles(models):
 
 
 def test_every_exported_bundle_is_bit_exact_in_one_build(bundles, tmp_path):
-    from dwn_hw.sim import harness_verilog, load_bench, run_units
+    from dwn_hw.check.sim import harness_verilog, load_bench, run_units
 
     bench = load_bench()
     units, sources = [], []

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dwn_hw.sim import load_bench
+from dwn_hw.check.sim import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 

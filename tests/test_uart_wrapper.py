@@ -71,7 +71,7 @@ def test_wrapper_end_to_end_in_cocotb(tmp_path, seed, signed, layers, k):
     (20, 4, 3, 125e6, 115200), (320, 10, 6, 12e6, 115200), (9, 2, 9, 1e6, 9600), (6272, 100, 12, 25e6, 57600)])
 def test_wrapper_and_board_top_are_lint_clean(tmp_path, in_width, classes, score_width, clk_hz, baud):
     """`verilator --lint-only` with its default warnings: nothing, with no waiver and no -Wno-*."""
-    from dwn_hw.hdl.lint import lint
+    from dwn_hw.check.lint import lint
     from dwn_hw.hdl.uart import board_verilog, wrapper_verilog
     from dwn_hw.synth.flows import core_stub
 

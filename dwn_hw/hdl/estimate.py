@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dwn_hw.errors import DwnHwError
+
 XILINX_SCRIPT = "synth_xilinx -top {top}{flatten}; tee -q -o {stat} stat -json"
 
 
@@ -33,7 +35,7 @@ def run_yosys(verilog_paths, top: str, *, flatten: bool = True, timeout: int = 1
                              timeout=timeout, cwd=tmp)
         seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
         if out.returncode != 0:
-            raise RuntimeError(f"yosys failed: {(out.stdout + out.stderr)[-2000:]}")
+            raise DwnHwError("yosys failed: " + "\n".join((out.stdout + out.stderr).strip().splitlines()[-20:]))
         data = json.loads((Path(tmp) / "stat.json").read_text())
     modules = {name.lstrip("\\"): mod.get("num_cells_by_type", {}) for name, mod in data["modules"].items()}
     return {"seconds": seconds, "cpu_seconds": cpu, "modules": modules}

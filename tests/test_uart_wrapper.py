@@ -92,7 +92,7 @@ def test_wrapper_and_board_top_are_lint_clean(tmp_path, in_width, classes, score
 
 
 def test_comparisons_with_narrow_constants_are_widened():
-    from dwn_hw.hdl.uart import _widen_comparisons
+    from dwn_hw.hdl.verilog import widen_constants as _widen_comparisons
 
     cell = ("  cell $eq $9\n    parameter \\A_SIGNED 0\n    parameter \\B_SIGNED 0\n    parameter \\A_WIDTH 8\n"
             "    parameter \\B_WIDTH {bw}\n    parameter \\Y_WIDTH 1\n    connect \\A \\x [7:0]\n"

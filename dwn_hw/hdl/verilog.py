@@ -39,7 +39,7 @@ def to_verilog(design, name: str, ports: list | None = None, *, private_wires: b
     if private_wires:
         text = _private_wires(text)
     if widen_comparisons:
-        text = _widen_comparisons(text)
+        text = widen_constants(text)
     script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc -nomux -norom -noopt" if widen_comparisons
               else "proc -nomux -norom"]
     if private_wires:
@@ -100,7 +100,7 @@ _PARAM = re.compile(r"^\s*parameter \\(\w+) (\S+)$")
 _CONNECT_B = re.compile(r"^(\s*connect \\B )(.*)$")
 
 
-def _widen_comparisons(text: str) -> str:
+def widen_constants(text: str) -> str:
     """Zero-extend a narrower unsigned constant ``B`` of every ``$eq``/``$ne`` cell to ``A_WIDTH``."""
     lines, out, i = text.splitlines(), [], 0
     while i < len(lines):

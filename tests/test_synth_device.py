@@ -326,3 +326,30 @@ def test_the_popcount_proof_catches_a_planted_fault(tmp_path, style, fault):
         gate = gate.replace(line, re.sub(r"\.I0\([^)]*\)", ".I0(f_c[1])", line))
         assert line not in gate
     assert _popcount_differs(tmp_path, style, size, 5, gate) != []
+
+
+@pytest.mark.parametrize("style,every", [("xilinx", 1), ("xilinx", 2), ("ecp5", 1), ("ice40", 3)])
+def test_pipelined_chain_popcount_is_the_delayed_popcount(tmp_path, style, every):
+    """Registers every ``every`` levels: the count is the popcount ``registers()`` cycles late, the
+    latency a top accounts for (``popcount_levels // every``)."""
+    from amaranth.back import verilog
+    from dwn_hw.hdl.popcount import Popcount, popcount_levels
+    size, width = 23, 5
+    pop = Popcount(size, width, every=every, style=style, module="gp")
+    assert pop.levels == popcount_levels(size, width, style=style)
+    delay = pop.registers()
+    assert delay == pop.levels // every >= 1
+    gate = verilog.convert(pop, name="gate", emit_src=False, ports=[pop.bits, pop.count]) + "".join(
+        pop.verilog_modules())
+    terms = " + ".join(f"{width}'(bits[{i}])" for i in range(size))
+    regs = "".join(f"    reg [{width - 1}:0] d{i} = 0;\n    always @(posedge clk) d{i} <= {'sum' if i == 0 else f'd{i - 1}'};\n"
+                   for i in range(delay))
+    gold = (f"module gold(input wire clk, input wire rst, input wire [{size - 1}:0] bits, output wire [{width - 1}:0] count);\n"
+            f"    wire [{width - 1}:0] sum = {terms};\n{regs}    assign count = d{delay - 1};\nendmodule\n")
+    (tmp_path / "gate.v").write_text(gate)
+    (tmp_path / "gold.v").write_text(gold)
+    script = ["read_verilog -sv gold.v gate.v", f"read_verilog {MODELS}", "setattr -mod -unset top *",
+              "hierarchy -check", "proc", "flatten", "opt_clean", "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter",
+              "hierarchy -top miter", "opt -fast", "sat -verify -prove-asserts -set-init-zero -seq 8 miter"]
+    run = _yosys(tmp_path, "\n".join(script) + "\n", style)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]

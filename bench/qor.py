@@ -5,8 +5,8 @@ Prints JSON: per family (``xilinx``: ``synth_xilinx -flatten -abc9``; ``ecp5``: 
 cells of one popcount, for
 
 * ``chain``: the carry-chain tree the device LUT styles now write (:mod:`dwn_hw.hdl.popcount`),
-* ``tree``: the LUT-counter compressor tree the portable ``mux`` style writes (the previous
-  device-style structure too), measured in the same run as the baseline,
+* ``tree``: the LUT-counter compressor tree (``chain=False``) in the portable ``mux`` style, which
+  yosys maps freely (the structure every style wrote before the carry chain), in the same run,
 * ``behavioural``: ``assign count = a[0] + a[1] + ...``, left to yosys,
 
 and the ratios ``chain / tree`` and ``chain / behavioural``; plus a 10 x 100 GroupSum (ten such
@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--groups", type=int, default=10, help="GroupSum of this many 100-bit groups (0: none)")
     ap.add_argument("--pipeline", type=int, default=0, help="a register every M popcount levels (0: none)")
     args = ap.parse_args(argv)
-    result = {"tool": "yosys (YoWASP) " + tools.yosys_version() if hasattr(tools, "yosys_version") else "yosys",
-              "families": {}}
+    version = subprocess.run(tools.yosys_cmd() + ["-V"], capture_output=True, text=True).stdout.strip()
+    result = {"tool": version, "note": "yosys cell counts, not Vivado/Diamond/iCEcube", "families": {}}
     for family in args.families.split(","):
         fam = result["families"][family] = {"script": FAMILIES[family], "sizes": {}}
         cases = [(int(s), 1) for s in args.sizes.split(",") if s] + ([(100, args.groups)] if args.groups else [])

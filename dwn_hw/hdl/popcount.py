@@ -1,10 +1,17 @@
 """Popcount of one class's group: a compressor tree sized exactly.
 
-Bits are kept in columns by weight. Each level replaces every column taller than two by
-counters of up to 6 inputs (one LUT per output bit, written like the layers' LUTs, so the
-synthesiser sees small LUT functions instead of a chain of adders); the two rows that remain
-are added once. Nothing is wider than the score: a bit of weight ≥ the score width can only
-be 0 (the group's popcount is below 2**width), so it is never built.
+Bits are kept in columns by weight. Nothing is wider than the score: a bit of weight ≥ the
+score width can only be 0 (the group's popcount is below 2**width), so it is never built.
+Two structures:
+
+LUT tree (the portable styles, and ``chain=False``)
+    each level replaces every column taller than two by counters of up to 6 inputs (one LUT
+    per output bit, written like the layers' LUTs); the two rows that remain are added once
+    (``assign s = a + b``).
+carry chain (the device styles ``xilinx``, ``ecp5``, ``ice40``)
+    counters built on the family's carry chain from explicit primitives, chosen per level by a
+    small cost model (:mod:`dwn_hw.hdl.popchain`), and a final ripple adder on the chain.
+    docs/hardware.md has the structures and the measured figures.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from amaranth.lib.wiring import In, Out
 from dwn_hw.errors import DwnHwError
 from dwn_hw.hdl.lut import LUTArray
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
+from dwn_hw.hdl import popchain
 
 
 def counter_table(size: int, bit: int) -> int:
@@ -43,14 +51,29 @@ def _round(cols: list, width: int, max_counter: int, counter) -> list:
     return new
 
 
-def popcount_levels(size: int, width: int, max_counter: int = 6) -> int:
-    """Logic levels of the tree for ``size`` bits: compression rounds plus the final adder."""
+def popcount_levels(size: int, width: int, max_counter: int = 6, style: str = "mux",
+                    chain: bool | None = None) -> int:
+    """Logic levels of the tree for ``size`` bits: compression rounds plus the final adder.
+
+    ``style`` and ``chain`` as in :class:`Popcount` (a device style builds the carry-chain tree).
+    """
+    if _use_chain(style, chain):
+        return len(popchain.plan(style, size, width)[0]) + 1
     cols = [[None] * size] + [[] for _ in range(width - 1)]
     levels = 0
     while any(len(c) > 2 for c in cols):
         cols = _round(cols, width, max_counter, lambda chunk, w: [None] * _outputs(len(chunk), w, width))
         levels += 1
     return levels + 1  # the final adder (see Popcount)
+
+
+def _use_chain(style: str, chain: bool | None) -> bool:
+    if chain is None:
+        return style in popchain.FAMILIES
+    if chain and style not in popchain.FAMILIES:
+        raise DwnHwError(f"a carry-chain popcount needs a device LUT style ({', '.join(popchain.FAMILIES)}), "
+                         f"not {style!r}")
+    return bool(chain)
 
 
 class RowAdder(VerilogComponent):
@@ -93,7 +116,9 @@ class Popcount(wiring.Component):
     style, cell : str
         LUT style and cell name of the counters (:mod:`dwn_hw.hdl.lut`).
     max_counter : int
-        Inputs of the largest counter (6 for LUT6 devices, 4 for LUT4).
+        Inputs of the largest counter (6 for LUT6 devices, 4 for LUT4) of the LUT tree.
+    chain : bool or None
+        Build the carry-chain tree (None: exactly when ``style`` is a device style).
 
     Attributes
     ----------
@@ -102,7 +127,8 @@ class Popcount(wiring.Component):
     """
 
     def __init__(self, size: int, width: int, *, levels: int | None = None, every: int = 0,
-                 module: str = "dwn_pop", style: str = "mux", cell: str = "dwn_lut", max_counter: int = 6):
+                 module: str = "dwn_pop", style: str = "mux", cell: str = "dwn_lut", max_counter: int = 6,
+                 chain: bool | None = None):
         if size < 1:
             raise DwnHwError(f"Popcount needs at least one input bit, not {size}")
         if size >= 1 << width:
@@ -110,11 +136,15 @@ class Popcount(wiring.Component):
         if not 3 <= max_counter <= 6:
             raise DwnHwError(f"Popcount max_counter must be 3..6, not {max_counter}")
         self.size, self.width, self.every = size, width, every
-        self._plan, self._final = self._build_plan(module, style, cell, max_counter)
-        # Always a final adder, even with one row left: the count then comes out of a module
-        # Amaranth cannot see into. A count with constant-0 high bits built in Amaranth would be
-        # passed on trimmed (a 1-bit score compared with 2-bit ones), which Verilator's lint flags.
-        self._adder = RowAdder(width, module=f"{module}_add")
+        self.chain = _use_chain(style, chain)
+        if self.chain:
+            self._plan, self._final, self._adder = popchain.build(style, size, width, module)
+        else:
+            self._plan, self._final = self._build_plan(module, style, cell, max_counter)
+            # Always a final adder, even with one row left: the count then comes out of a module
+            # Amaranth cannot see into. A count with constant-0 high bits built in Amaranth would be
+            # passed on trimmed (a 1-bit score compared with 2-bit ones), which Verilator's lint flags.
+            self._adder = RowAdder(width, module=f"{module}_add")
         own = len(self._plan) + 1
         self.levels = own if levels is None else levels
         if self.levels < own:
@@ -177,11 +207,15 @@ class Popcount(wiring.Component):
             registered([i for col in cols for i in col], f"r{level}")
 
         cols = self._final
-        row_a = Cat(*[value[c[0]] if c else Const(0, 1) for c in cols])
-        row_b = Cat(*[value[c[1]] if len(c) == 2 else Const(0, 1) for c in cols])
         level += 1
-        m.submodules.add = self._adder.instance(a=row_a, b=row_b)
-        value["sum"] = self._adder.s
+        if self.chain:
+            m.submodules.add = self._adder.instance(inputs=Cat(*[value[i] for col in cols for i in col]))
+            value["sum"] = self._adder.outputs
+        else:
+            row_a = Cat(*[value[c[0]] if c else Const(0, 1) for c in cols])
+            row_b = Cat(*[value[c[1]] if len(c) == 2 else Const(0, 1) for c in cols])
+            m.submodules.add = self._adder.instance(a=row_a, b=row_b)
+            value["sum"] = self._adder.s
         registered(["sum"], f"r{level}")
         result = value["sum"]
         while level < self.levels:

@@ -56,7 +56,9 @@ class DwnTop(wiring.Component):
         self.in_width = input_width(ir, inputs)
         self.max_counter = native_fanin(lut_style)
         sizes = [len(grp) for grp in self.plan.groups]
-        self.pop_levels = max(popcount_levels(s, self.score_width, self.max_counter) for s in sizes if s)
+        # The depth of the tree this style builds (the carry-chain tree in the device styles).
+        self.pop_levels = max(popcount_levels(s, self.score_width, self.max_counter, style=lut_style)
+                              for s in sizes if s)
         pop_regs = self.pop_levels // pipeline.popcount if pipeline.popcount else 0
         # The Verilog-bodied parts are built here, not in elaborate(), so their text is known up front.
         self.encoder = None

@@ -27,13 +27,15 @@ def stat_design(stat: dict) -> dict:
 def cell_counts(cells: dict, family: str) -> dict:
     """LUTs, FFs, carry and RAM cells of a synthesized design (device primitives of ``family``).
 
-    ``luts`` counts LUT4 (iCE40, ECP5) or LUT1..LUT6 (Xilinx, with ``lut_sizes`` per size); LUTs
+    ``luts`` counts LUT4 (iCE40, ECP5) or LUT1..LUT6 and LUT6_2 (Xilinx, with ``lut_sizes`` per size); LUTs
     used as memory or shift registers count as LUTs too (``lutram``).
     """
     if family not in _FF:
         raise DwnHwError(f"unknown FPGA family {family!r}")
     if family == "xilinx":
+        # A LUT6_2 (two outputs of one LUT6, as the carry-chain popcount writes them) is one LUT.
         sizes = {f"LUT{i}": int(cells.get(f"LUT{i}", 0)) for i in range(1, 7)}
+        sizes["LUT6_2"] = int(cells.get("LUT6_2", 0))
         luts = sum(sizes.values())
     else:
         sizes = {}

@@ -102,8 +102,8 @@ def sweep_cmd(dataset, out, board, trials, timeout, space_path, storage, study_n
              "seed": seed}
     meta = {"study": study_name, "storage": _safe_url(url), **attrs}
     index = worker_index or 0
-    sseed = study_mod.worker_seed(seed, index)
     store = study_mod.open_storage(url, heartbeat)
+    sseed = study_mod.worker_seed(seed, index, study_mod.trials_in(store, study_name))
     study = study_mod.open_study(store, study_name, study_mod.make_sampler(sampler, sseed), attrs)
     old_space = study.user_attrs.get("space")
     if old_space is None:

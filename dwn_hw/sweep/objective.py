@@ -91,6 +91,18 @@ class Objective:
         params = self.space.suggest(trial)
         cfg, export_opts = self.space.settings(params, dataset=s.dataset, seed=s.seed, val_split=s.val_split,
                                                num_classes=self.num_classes)
+        same = _same_params(trial, params)
+        if same is not None:
+            # already measured: the same parameters give the same model (training is seeded by --seed)
+            for k, v in same.user_attrs.items():
+                if k not in ("dir", "worker", "same_as"):
+                    trial.set_user_attr(k, v)
+            trial.set_user_attr("same_as", same.number)
+            trial.set_user_attr("dir", same.user_attrs.get("dir"))
+            trial.set_user_attr("seconds", round(time.monotonic() - t0, 2))
+            if hasattr(trial, "set_constraint"):
+                trial.set_constraint("fits", (same.user_attrs.get("constraint") or [0.0])[0])
+            return tuple(same.values)
         tdir = trial_dir(s.out, trial.number)
         if tdir.exists():
             shutil.rmtree(tdir)
@@ -172,6 +184,16 @@ class Objective:
         if attrs["accuracy"] is None:
             raise DwnHwError("no validation accuracy: --val-split must be above 0")
         return float(attrs["accuracy"]), float(attrs["luts"])
+
+
+def _same_params(trial, params: dict):
+    """A complete trial of the study with exactly these parameters, or None."""
+    import optuna
+
+    for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if t.params == params and t.values is not None:
+            return t
+    return None
 
 
 def data_shape(dataset: str) -> tuple[int, int]:

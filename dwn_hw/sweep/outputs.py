@@ -24,6 +24,8 @@ COLUMNS = ["number", "state", "accuracy", "test_accuracy", "luts", "ffs", "carry
            "fits", "constraint", "dwn_luts", "layers", "epochs", "seconds", "pruned_epoch", "fail_reason", "worker",
            "space_version", "val_history"]
 PARAM = "param_"
+# a trial that failed without recording why: its worker died, and the heartbeat check failed it
+STALE_REASON = "worker stopped without recording a reason (killed?); failed by the heartbeat check"
 _ATTRS = ("test_accuracy", "luts", "ffs", "carry", "fmax_mhz", "board_luts", "fits", "dwn_luts", "layers", "epochs",
           "seconds", "fail_reason", "worker")
 
@@ -32,7 +34,7 @@ def _cell(v):
     if v is None:
         return ""
     if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
+        return "" if math.isnan(v) else repr(v)  # shortest text that reads back to the same float
     if isinstance(v, (list, dict)):
         return json.dumps(v, separators=(",", ":"))
     return str(v)
@@ -50,6 +52,8 @@ def rows(trials, space, space_version: str) -> list[dict]:
         c = ua.get("constraint")
         r["constraint"] = c[0] if c else None
         r["pruned_epoch"] = (ua.get("pruned") or {}).get("epoch")
+        if t.state.name == "FAIL" and not r["fail_reason"]:
+            r["fail_reason"] = STALE_REASON
         r["space_version"] = space_version
         r["val_history"] = ua.get("val_history")
         for name in space.params:

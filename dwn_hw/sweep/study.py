@@ -86,14 +86,24 @@ def make_sampler(kind: str, seed: int):
     raise DwnHwError(f"sampler must be one of {', '.join(SAMPLERS)}, not {kind!r}")
 
 
-def worker_seed(seed: int, index: int) -> int:
-    """The sampler seed of one worker process: from ``--seed``, the host, the process and the index.
+def worker_seed(seed: int, index: int, trials_so_far: int = 0) -> int:
+    """The sampler seed of one worker process: from ``--seed``, the host, the process, the index
+    and the number of trials the study had when the worker started.
 
-    Workers started by the same command on other machines (or twice on one) get different seeds,
-    so they draw different suggestions; each trial records the seed of the worker that drew it.
+    Workers started by the same command on other machines (or twice on one, or again later) get
+    different seeds, so they draw different suggestions; each trial records its worker's seed.
     """
-    text = f"{seed}:{socket.gethostname()}:{os.getpid()}:{index}"
+    text = f"{seed}:{socket.gethostname()}:{os.getpid()}:{index}:{trials_so_far}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def trials_in(storage, name: str) -> int:
+    """How many trials the study ``name`` holds (0 when it does not exist yet)."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
 
 
 def open_study(storage, name: str, sampler, attrs: dict, create: bool = True):

@@ -18,7 +18,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")]
 
 TINY = {"version": "tiny-1", "fixed": {"epochs": 2, "lr_step": 10, "depth": 1},
         "params": {"luts": {"type": "int", "low": 20, "high": 80, "log": True},
@@ -107,6 +107,16 @@ def test_two_workers_on_one_storage_share_the_work(tmp_path, space):
     assert len({tuple(sorted(t.params.items())) for t in done}) == 4  # no point drawn twice
     lines = [ln for o in outs for ln in o[1].splitlines() if ln.startswith("trial ")]
     assert sorted(int(ln.split()[1]) for ln in lines) == [0, 1, 2, 3]  # each trial run by one worker
+
+
+def test_jobs_2_runs_two_worker_processes(tmp_path, space):
+    out = tmp_path / "s"
+    p = run(out, space, "--trials", "3", "--jobs", "2")
+    study = study_of(out)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 3 and len(study.trials) == 3
+    assert len({t.user_attrs["worker"].split(" ")[0] for t in done}) == 2
+    assert "sweep: 3 complete trials" in p.stdout and len(rows(out)) == 3
 
 
 def test_worker_killed_mid_trial_and_restarted_continues(tmp_path, space):

@@ -181,8 +181,9 @@ def trial_line(ft) -> str:
     params = " ".join(f"{k}={_short(v)}" for k, v in ft.params.items())
     if ft.state.name == "COMPLETE":
         fits = "fits" if ua.get("fits") else "DOES NOT FIT the board"
+        same = f" (same parameters as trial {ua['same_as']}: not trained again)" if "same_as" in ua else ""
         return (f"{head}: accuracy {ft.values[0]:.4f} (test {ua.get('test_accuracy', float('nan')):.4f}), "
-                f"{int(ft.values[1])} LUTs with encoder, {fits}, {ua.get('seconds', 0):.0f} s; {params}")
+                f"{int(ft.values[1])} LUTs with encoder, {fits}, {ua.get('seconds', 0):.0f} s{same}; {params}")
     if ft.state.name == "PRUNED":
         p = ua.get("pruned") or {}
         return f"{head} at epoch {p.get('epoch')}: {p.get('rule', '')}; {params}"
@@ -267,6 +268,10 @@ def _run_workers(base: list[str], jobs: int, out: Path, study, study_mod, target
                 bar.n = min(study_mod.counts(study).complete, target)
                 bar.refresh()
     except KeyboardInterrupt:
+        # a terminal's Ctrl-C reached the workers too; a signal sent to this process alone did not
+        t0 = time.monotonic()
+        while any(p.poll() is None for p in procs) and time.monotonic() - t0 < 3:
+            time.sleep(0.1)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)

@@ -119,6 +119,8 @@ def open_study(storage, name: str, sampler, attrs: dict, create: bool = True):
     if not old:
         for k, v in attrs.items():
             study.set_user_attr(k, v)
+        if hasattr(study, "set_metric_names"):  # names for optuna-dashboard
+            study.set_metric_names(["accuracy", "luts"])
         return study
     for k, v in attrs.items():
         if k in old and old[k] != v:

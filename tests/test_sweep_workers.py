@@ -198,7 +198,7 @@ def _pg_bin():
 
 def test_postgresql_storage(tmp_path, space):
     """A throwaway PostgreSQL cluster (unprivileged user, Unix socket only) holds the study."""
-    pytest.importorskip("psycopg2")
+    pytest.importorskip("psycopg")
     pgbin = _pg_bin()
     if pgbin is None:
         pytest.skip("PostgreSQL's initdb is not installed (apt-get install postgresql)")
@@ -222,7 +222,7 @@ def test_postgresql_storage(tmp_path, space):
                              "-o", f"-k {base / 'sock'} -p {port} -c listen_addresses=''"], check=True,
                    capture_output=True)
     try:
-        url = f"postgresql+psycopg2://{user}@/postgres?host={base / 'sock'}&port={port}"
+        url = f"postgresql://{user}@/postgres?host={base / 'sock'}&port={port}"
         out = tmp_path / "s"
         run(out, space, "--trials", "2", "--storage", url)
         study = study_of(out, url)

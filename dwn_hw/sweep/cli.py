@@ -37,7 +37,7 @@ def _board_names():
 @click.option("--space", "space_path", type=click.Path(dir_okay=False), default=None,
               help="Search space JSON (docs/sweep.md) [default: the data set's own].")
 @click.option("--storage", default=None,
-              help="Optuna RDB URL, e.g. postgresql://user:pw@host/db, for several machines on one study "
+              help="Optuna RDB URL, e.g. postgresql://user:pw@host/db (psycopg 3), for several machines on one study "
                    "[default: sqlite:///OUT/study.db].")
 @click.option("--study-name", default="dwn-sweep", show_default=True, help="Study name inside the storage.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Worker processes on this machine.")

@@ -61,7 +61,7 @@ def open_storage(url: str, heartbeat: int):
                           grace_period=2 * int(heartbeat), **{kw: retry(max_retry=1)})
     except ImportError as exc:
         raise DwnHwError(f"storage {url!r} needs a database driver that is not installed: {exc}"
-                         " (pip install '.[sweep]' brings psycopg2-binary for PostgreSQL)") from None
+                         " (pip install 'dwn-hw[sweep]' brings psycopg 3 for postgresql:// URLs)") from None
     except Exception as exc:  # sqlalchemy.exc.* : a wrong URL, a server that is down
         if isinstance(exc, optuna.exceptions.OptunaError) or type(exc).__module__.startswith("sqlalchemy"):
             raise DwnHwError(f"cannot open storage {url!r}: {' '.join(str(exc).split())[:300]}") from None

@@ -220,3 +220,9 @@ def test_pareto_front_ignores_failed_and_infeasible_rows():
             {"number": 4, "state": "COMPLETE", "accuracy": 0.95, "luts": 300, "fits": True},
             {"number": 5, "state": "COMPLETE", "accuracy": 0.95, "luts": 300, "fits": True}]
     assert [r["number"] for r in pareto_front(rows)] == [0, 4]
+
+
+def test_timeout_stops_starting_trials(tmp_path, capsys, fake):
+    cap = sweep(tmp_path, capsys, "--trials", "1000", "--timeout", "1.5", "--no-prune")
+    n = len(load(tmp_path).trials)
+    assert 1 <= n < 1000 and "stopped by --timeout" in cap.out

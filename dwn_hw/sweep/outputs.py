@@ -160,14 +160,16 @@ def plot(table, front, path: Path, meta: dict, published: list | None = None) ->
         for r in front:
             ax.annotate(str(r["number"]), (r["luts"], 100 * r["accuracy"]), fontsize=7, xytext=(3, -9),
                         textcoords="offset points")
-    for p in published or []:
-        ax.scatter([p["luts"]], [100 * p["accuracy"]], marker="*", s=60, c="tab:orange")
+    for i, p in enumerate(published or []):
+        ax.scatter([p["luts"]], [100 * p["accuracy"]], marker="*", s=60, c="tab:orange",
+                   label="published (their tool and accounting)" if i == 0 else None)
         ax.annotate(p.get("label", ""), (p["luts"], 100 * p["accuracy"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
     if done:
-        from matplotlib.ticker import NullFormatter, ScalarFormatter
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"LUTs of the core with encoder ({meta.get('board')}, yosys)")

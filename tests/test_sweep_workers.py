@@ -158,6 +158,20 @@ def test_ctrl_c_stops_after_recording_what_finished(tmp_path, space):
     assert not [t for t in study.trials if t.state.name == "RUNNING"]
 
 
+def test_ctrl_c_with_jobs_2_stops_every_worker(tmp_path, space):
+    out = tmp_path / "s"
+    p = subprocess.Popen(cmd(out, space, "--trials", "50", "--jobs", "2"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert wait_for(lambda: (out / "trials.csv").exists() and any(r["state"] == "COMPLETE" for r in rows(out)))
+    os.killpg(p.pid, signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: stopped by Ctrl-C with ")
+    study = study_of(out)
+    assert not [t for t in study.trials if t.state.name == "RUNNING"]
+    assert len(rows(out)) == len(study.trials)
+
+
 def test_a_failing_tool_is_recorded_and_the_study_goes_on(tmp_path, space, monkeypatch, capsys):
     from dwn_hw.cli import main
     from dwn_hw.synth import flows

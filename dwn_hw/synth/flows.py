@@ -287,7 +287,8 @@ def build_folder(bundle_dir: Path, board: str) -> Path:
 def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, toolchain: str = "yowasp",
           baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
           placer: str = "heap", router: str = "router1", core_mhz: float | None = None,
-          quiet: bool = False, json_out: str | os.PathLike | None = None, force: bool = False) -> dict:
+          quiet: bool = False, json_out: str | os.PathLike | None = None, force: bool = False,
+          board_pnr: bool = True) -> dict:
     """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
 
     ``synth/<board>/`` holds the board's sources (written by export, or here when missing or
@@ -308,6 +309,8 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     per second at 40 MHz than at 150 MHz; as many arcs left per iteration).
     ``board_build=False`` stops after the core (yosys and, with ``core_pnr``, its place-and-route):
     no UART wrapper, no bitstream; the report's board figures are ``None``.
+    ``board_pnr=False`` stops the board build after yosys (its resource counts and the fit check):
+    no place-and-route, no bitstream, ``fmax_mhz`` None (``dwn-hw sweep`` counts LUTs this way).
 
     Raises :class:`DwnHwError` when the design does not fit the part (after writing the report).
     """
@@ -388,7 +391,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
                             "command": f"cd {out} && vivado -mode batch -source vivado.tcl"}
     if not ok:
         return finish(f"the board build does not fit the {board.part}: {'; '.join(over)}")
-    if board.flow == "open":
+    if board.flow == "open" and board_pnr:
         pnr, times["nextpnr_board"] = _nextpnr(tc, board, build, "board", board.clk_mhz, seed, quiet,
                                                out / CONSTRAINTS[fam], whole, placer, router)
         report["fmax_mhz"] = pnr["fmax_mhz"]

@@ -64,3 +64,63 @@ def nextpnr_cmd(family: str) -> list[str]:
     if family not in ("ice40", "ecp5"):
         raise DwnHwError(f"no nextpnr for family {family!r}; expected 'ice40' or 'ecp5'")
     return [find_tool(f"yowasp-nextpnr-{family}")]
+
+
+def failure_message(tool: str, rc: int, lines: list[str], tail: int = 20, log=None) -> str:
+    """The one message of a failed tool run: the tool, its exit status and its last ``tail`` lines."""
+    last = [ln.rstrip() for ln in lines if ln.strip()][-tail:]
+    where = f" (log: {log})" if log else ""
+    return f"{tool} failed (exit {rc}){where}:\n" + "\n".join(f"  {ln}" for ln in last)
+
+
+class ToolFailed(DwnHwError):
+    """A tool exited non-zero: :func:`failure_message` is the message; ``output`` keeps its whole
+    output (or log) and ``lines`` its non-empty lines, for callers that read a known failure."""
+
+    def __init__(self, tool: str, rc: int, output: str, log=None, tail: int = 20):
+        self.tool, self.rc, self.output, self.log = tool, rc, output, log
+        self.lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+        super().__init__(failure_message(tool, rc, self.lines, tail, log))
+
+
+def yosys_reads(paths, workdir: Path) -> str:
+    """``read_verilog`` lines; sources are copied into ``workdir`` (YoWASP sees only that folder)."""
+    names = []
+    for i, p in enumerate(paths):
+        p = Path(p)
+        local = Path(workdir) / p.name
+        if p.resolve() != local.resolve():
+            local = Path(workdir) / f"src{i}_{p.name}"
+            shutil.copyfile(p, local)
+        names.append(local.name)
+    return "".join(f"read_verilog -sv -defer {n}\n" for n in names)
+
+
+def run_yosys(script_or_args, workdir, timeout: float | None = None, log: str | None = None) -> str:
+    """Run the pinned yosys in ``workdir`` (the one yosys runner of the checks and the estimate).
+
+    ``script_or_args``: a script (``str``, written to ``run.ys`` and run with ``-q``) or the
+    argument list after the yosys command. The whole log goes to ``log`` (a file name in
+    ``workdir``; default ``yosys.log``) and is returned. A non-zero exit raises
+    :class:`ToolFailed` (a :class:`DwnHwError` naming the tool, exit status and its last lines);
+    a run past ``timeout`` seconds raises :class:`DwnHwError`.
+    """
+    import subprocess
+
+    workdir = Path(workdir)
+    log = log or "yosys.log"
+    if isinstance(script_or_args, str):
+        (workdir / "run.ys").write_text(script_or_args)
+        args = ["-q", "run.ys"]
+    else:
+        args = [str(a) for a in script_or_args]
+    try:
+        proc = subprocess.run(yosys_cmd() + ["-l", log] + args, cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise DwnHwError(f"yosys did not finish within {timeout:.0f} s (see {workdir / log}); "
+                         "raise --timeout or try a smaller design") from exc
+    text = (workdir / log).read_text(errors="replace") if (workdir / log).exists() else ""
+    if proc.returncode != 0:
+        raise ToolFailed("yosys", proc.returncode, text + "\n" + proc.stdout + proc.stderr, log=workdir / log)
+    return text

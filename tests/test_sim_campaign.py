@@ -14,7 +14,7 @@ import pytest
 
 from dwn_hw import ir as I
 from dwn_hw.check.sim import harness_verilog, run_units
-from dwn_hw.check.verify import reference_verilog
+from dwn_hw.check.reference import reference_verilog
 
 hdl = pytest.importorskip("dwn_hw.hdl")
 
@@ -68,7 +68,7 @@ def campaign_inputs(ir: dict, inputs: str, rng: np.random.Generator, n_random: i
 def build_campaign(tmp_path, count: int, seed: int, big: bool = False, extra_checks: bool = False,
                    references: int = 0):
     """Models, vectors and the harness; the first ``references`` models also get the formal
-    proof's reference netlist (``dwn_hw.check.verify.reference_verilog``) simulated beside them."""
+    proof's reference netlist (``dwn_hw.check.reference.reference_verilog``) simulated beside them."""
     rng = np.random.default_rng(seed)
     texts, units, seen, refs = [], [], set(), []
     for i in range(count):

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import resource
-import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-from dwn_hw.errors import DwnHwError
 
 XILINX_SCRIPT = "synth_xilinx -top {top}{flatten}; tee -q -o {stat} stat -json"
 
@@ -31,11 +28,8 @@ def run_yosys(verilog_paths, top: str, *, flatten: bool = True, timeout: int = 1
         reads = "; ".join(f"read_verilog {n}" for n in names)
         script = reads + "; " + XILINX_SCRIPT.format(top=top, flatten=" -flatten" if flatten else "", stat="stat.json")
         start, cpu = time.perf_counter(), _children_cpu()
-        out = subprocess.run(tools.yosys_cmd() + ["-q", "-p", script], capture_output=True, text=True,
-                             timeout=timeout, cwd=tmp)
+        tools.run_yosys(["-q", "-p", script], tmp, timeout=timeout)
         seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
-        if out.returncode != 0:
-            raise DwnHwError("yosys failed: " + "\n".join((out.stdout + out.stderr).strip().splitlines()[-20:]))
         data = json.loads((Path(tmp) / "stat.json").read_text())
     modules = {name.lstrip("\\"): mod.get("num_cells_by_type", {}) for name, mod in data["modules"].items()}
     return {"seconds": seconds, "cpu_seconds": cpu, "modules": modules}

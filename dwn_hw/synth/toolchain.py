@@ -142,10 +142,9 @@ def run_tool(cmd: list[str], cwd: Path, log: Path, label: str, quiet: bool = Fal
     return text
 
 
-class ToolFailed(DwnHwError):
-    """A tool exited non-zero; the message quotes its last error lines and names the log."""
+class ToolFailed(tools.ToolFailed):
+    """A tool exited non-zero: the one failure message (:func:`dwn_hw.tools.failure_message`: tool, exit
+    status, last lines) naming the log; ``lines`` keeps the tool's output lines."""
 
     def __init__(self, label: str, rc: int, log: Path, lines: list[str]):
-        errors = [ln for ln in lines if re.search(r"\bERROR\b|error:", ln, re.IGNORECASE)] or lines[-3:]
-        self.lines = lines
-        super().__init__(f"{label} failed (exit {rc}): {' | '.join(e.strip() for e in errors[-3:])} (log: {log})")
+        super().__init__(label, rc, "\n".join(lines), log=log)

@@ -1,6 +1,6 @@
 """``dwn-hw export``: write a self-contained hardware bundle from a checkpoint or an IR file.
 
-Bundle layout (DESIGN.md, "An export bundle")::
+Bundle layout (docs/design.md, "An export bundle")::
 
     OUT/rtl/dwn_top.v            the core (Amaranth + generated LUT arrays), lint-clean
     OUT/rtl/dwn_stream.v         with --wrap stream: the ready/valid wrapper

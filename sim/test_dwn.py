@@ -6,7 +6,7 @@ or more *units*: a set of top-level ports sharing ``clk`` and ``rst`` (``in_vali
 ``ports``) and the vectors file with its expected scores and classes. A bundle has one unit
 with no prefix; the test campaign drives many models at once through one harness.
 
-Timing (DESIGN.md, Hardware): the vector presented before rising edge ``e`` is sampled at that
+Timing (docs/design.md, Hardware): the vector presented before rising edge ``e`` is sampled at that
 edge; with latency ``L`` (register stages) its outputs are visible after edge ``e + L − 1``.
 Inputs are driven and outputs sampled at falling edges, where nothing changes, so the bench
 does not depend on how a simulator orders events at the rising edge. ``out_valid`` must be 1

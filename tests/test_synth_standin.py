@@ -1,7 +1,7 @@
 """A minimal stand-in for ``dwn_hw.hdl.build_top`` used by the synth and UART tests.
 
 It writes plain Verilog straight from an IR (comparators, constant tables, adders, an argmax
-chain, registered outputs: latency 1) with the ports of DESIGN.md, so the synthesis flows and the
+chain, registered outputs: latency 1) with the ports of docs/design.md, so the synthesis flows and the
 UART wrapper can be tested whether or not the real generator is installed. ``core_top`` picks the
 real ``build_top`` when it exists.
 """

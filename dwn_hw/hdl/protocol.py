@@ -11,7 +11,7 @@ command  host then sends              board answers
 ``'I'``  nothing                      8 bytes: ``b"DWN1"``, in_width (u16), K (u8), score width (u8)
 ======== ============================ ==========================================================
 
-The payload is ``in_data`` of the core (DESIGN.md) as ``P = ceil(in_width / 8)`` bytes, least
+The payload is ``in_data`` of the core (docs/design.md) as ``P = ceil(in_width / 8)`` bytes, least
 significant byte first: bit ``i`` of ``in_data`` is bit ``i % 8`` of byte ``i // 8``; bits above
 ``in_width`` are ignored. Scores are little-endian, ``S = ceil(score_width / 8)`` bytes each.
 All multi-byte integers are little-endian. Any other command byte is ignored, and a payload

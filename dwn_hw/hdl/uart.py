@@ -4,7 +4,7 @@ A board cannot bring ``in_data`` (hundreds or thousands of bits) out to pins, so
 receives a sample as bytes, pulses the core's ``in_valid`` once, waits for ``out_valid`` and
 sends the class (and the scores when asked) back. The protocol is documented in
 :mod:`dwn_hw.hdl.protocol`. The core is instantiated as a black box by module name, so the
-wrapper works with any Verilog that has the ports of DESIGN.md. No torch here.
+wrapper works with any Verilog that has the ports of docs/design.md. No torch here.
 """
 
 from amaranth.hdl import C, Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Mux, ResetSignal, Signal

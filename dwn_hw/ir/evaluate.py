@@ -1,7 +1,7 @@
 """Reference evaluator: what the hardware computes, in vectorized numpy (no torch).
 
 Everything downstream (export's expected outputs for IR bundles, the simulation checks, the
-freezer's self-check) trusts this module, so it follows DESIGN.md's semantics contract
+freezer's self-check) trusts this module, so it follows docs/design.md's semantics contract
 literally: strict ``>`` thermometer bits flattened feature-major, LUT address slot 0 = LSB,
 GroupSum permutation then zero padding then contiguous groups, argmax lowest index wins.
 """

@@ -1,7 +1,7 @@
 """Float thresholds onto the integer input grid, and raw data onto the grid (numpy only).
 
 The hardware reads integers ``q``; the model sees ``x(q) = float32(q) / float32(scale)``
-(DESIGN.md, "Inputs on an integer grid"). A float threshold θ becomes the largest grid value
+(docs/design.md, "Inputs on an integer grid"). A float threshold θ becomes the largest grid value
 ``q`` with ``x(q) <= θ``, found by searching the grid with exactly that float32 arithmetic.
 ``floor(θ·scale)`` is not used because it disagrees with the model for many scales (1/3, 0.1, ...)
 where ``θ·scale`` lands a hair away from an integer.

@@ -17,10 +17,10 @@ from dwn_hw import __version__
 # command name -> ("module", "click command object name")
 COMMANDS = {
     "train": ("dwn_hw.train.cli", "train"),
-    "eval": ("dwn_hw.describe", "eval_cmd"),
+    "eval": ("dwn_hw.describe_cli", "eval_cmd"),
     "freeze": ("dwn_hw.freeze.cli", "freeze_cmd"),
     "import-torch-dwn": ("dwn_hw.freeze.cli", "import_torch_dwn_cmd"),
-    "info": ("dwn_hw.describe", "info_cmd"),
+    "info": ("dwn_hw.describe_cli", "info_cmd"),
     "export": ("dwn_hw.export_cli", "export_cmd"),
     "sim": ("dwn_hw.check.sim", "sim_cmd"),
     "verify": ("dwn_hw.check.verify", "verify_cmd"),

@@ -1,16 +1,12 @@
-"""``dwn-hw info`` and ``dwn-hw eval``: describe and score a model file.
-
-An IR file is read, described and run by the numpy evaluator here, with the hardware side's
-dependencies alone (no torch); a ``.pt`` (a dwn-hw checkpoint or a torch-dwn state dict) is handed to
-the torch wing, :mod:`dwn_hw.freeze.cli`, imported only then.
+"""Describe and score a model file without torch: what kind of file it is, an IR's summary table, a
+data set's test inputs on a model's grid. The commands around it are :mod:`dwn_hw.describe_cli`;
+the torch wing (:mod:`dwn_hw.freeze.cli`) uses these helpers for checkpoints.
 """
 from __future__ import annotations
 
 import collections
-import json
 from pathlib import Path
 
-import click
 import numpy as np
 
 from dwn_hw.errors import DwnHwError
@@ -93,27 +89,6 @@ def ir_summary(ir: dict) -> list[tuple[str, str]]:
     return rows
 
 
-@click.command("info")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the table as a JSON object.")
-def info_cmd(model, as_json):
-    """Describe MODEL: a dwn-hw checkpoint, an IR file or a torch-dwn state dict."""
-    if sniff(model) == "ir":
-        import dwn_hw.ir as ir_mod
-
-        rows = ir_summary(ir_mod.load(model))
-    else:
-        from dwn_hw.freeze.cli import torch_summary
-
-        rows = torch_summary(model)
-    if as_json:
-        click.echo(json.dumps(dict(rows), indent=2))
-        return
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        click.echo(f"{key:<{width}}  {value}")
-
-
 # ----------------------------------------------------------------------------------------------
 # eval
 # ----------------------------------------------------------------------------------------------
@@ -139,33 +114,3 @@ def test_inputs(spec: str, target_grid: tuple, features: int):
     # a different grid: back to the values the data set stands for, then onto the model's grid
     x = ds.grid.to_x(ds.q_test)
     return quantize_array(x, scale, bits, signed), ds.y_test, "requantized onto the model's grid"
-
-
-@click.command("eval")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--dataset", "spec", default=None,
-              help="digits, mnist, fashion-mnist, csv:PATH or npz:PATH (default: the one the model records).")
-def eval_cmd(model, spec):
-    """Print the test accuracy of MODEL (a dwn-hw checkpoint, or an IR file run by the numpy evaluator)."""
-    if sniff(model) == "ir":
-        import dwn_hw.ir as ir_mod
-
-        ir = ir_mod.load(model)
-        enc = ir["encoder"]
-        spec = spec or ((ir.get("meta") or {}).get("accuracy") or {}).get("dataset")
-        if not spec or spec == "given":
-            raise DwnHwError(f"{model} records no data set; pass --dataset SPEC")
-        if enc["kind"] != "thermometer":
-            raise DwnHwError("this IR reads thermometer bits (encoder.kind 'none'); eval needs grid inputs")
-        q, y, how = test_inputs(spec, (enc["scale"], int(enc["input_bits"]), bool(enc["signed"])),
-                                 int(enc["features"]))
-        _, pred = ir_mod.evaluate(ir, q)
-        engine = "IR evaluator (numpy)"
-    else:
-        from dwn_hw.freeze.cli import checkpoint_predictions
-
-        pred, y, spec, how = checkpoint_predictions(model, spec)
-        engine = "PyTorch forward"
-    acc = float((np.asarray(pred) == y).mean())
-    click.echo(f"accuracy {acc:.4f} ({int((np.asarray(pred) == y).sum())}/{len(y)}) on {spec} test set "
-               f"({how}), {engine}")

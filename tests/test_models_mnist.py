@@ -57,7 +57,7 @@ def test_eval_reproduces_the_stated_accuracy(path):
         load_mnist()
     except (DwnHwError, OSError) as exc:
         pytest.skip(f"MNIST not available: {exc}")
-    from dwn_hw.describe import eval_cmd
+    from dwn_hw.describe_cli import eval_cmd
 
     res = CliRunner().invoke(eval_cmd, [str(path), "--dataset", "mnist"])
     assert res.exit_code == 0, res.output

@@ -3,7 +3,7 @@
 Each command takes what a user is likely to hold: a dwn-hw checkpoint (``model.pt``), an IR file
 (``model.ir.json``) or a torch-dwn state dict. torch is imported only when a file needs it, so
 ``freeze`` of an IR file (validate, simplify) runs on the hardware side's dependencies alone; ``info``
-and ``eval`` of an IR live in :mod:`dwn_hw.describe`, which calls :func:`torch_summary` and
+and ``eval`` of an IR live in :mod:`dwn_hw.describe_cli`, which calls :func:`torch_summary` and
 :func:`checkpoint_predictions` here for a ``.pt``.
 """
 from __future__ import annotations

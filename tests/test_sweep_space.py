@@ -86,3 +86,9 @@ def test_space_file_overrides_the_default(tmp_path):
                                 "params": {"luts": {"type": "int", "low": 10, "high": 20}}}))
     space = load_space(path, "digits")
     assert space.version == "mine-3" and list(space.params) == ["luts"]
+
+
+def test_sweep_is_a_dwn_hw_command(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--help"])
+    assert exc.value.code == 0 and "--storage" in capsys.readouterr().out

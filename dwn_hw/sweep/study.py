@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import random
+import re
 import socket
 import time
 import warnings
@@ -56,16 +58,23 @@ def open_storage(url: str, heartbeat: int):
         engine = {"pool_pre_ping": True}
     kw = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback"
           in inspect.signature(RDBStorage.__init__).parameters else "failed_trial_callback")  # Optuna < 4.9
-    try:
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(heartbeat),
-                          grace_period=2 * int(heartbeat), **{kw: retry(max_retry=1)})
-    except ImportError as exc:
-        raise DwnHwError(f"storage {url!r} needs a database driver that is not installed: {exc}"
-                         " (pip install 'dwn-hw[sweep]' brings psycopg 3 for postgresql:// URLs)") from None
-    except Exception as exc:  # sqlalchemy.exc.* : a wrong URL, a server that is down
-        if isinstance(exc, optuna.exceptions.OptunaError) or type(exc).__module__.startswith("sqlalchemy"):
-            raise DwnHwError(f"cannot open storage {url!r}: {' '.join(str(exc).split())[:300]}") from None
-        raise
+    for attempt in range(6):
+        try:
+            return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=int(heartbeat),
+                              grace_period=2 * int(heartbeat), **{kw: retry(max_retry=1)})
+        except ImportError as exc:
+            raise DwnHwError(f"storage {url!r} needs a database driver that is not installed: {exc}"
+                             " (pip install 'dwn-hw[sweep]' brings psycopg 3 for postgresql:// URLs)") from None
+        except Exception as exc:  # sqlalchemy.exc.* : a wrong URL, a server that is down
+            if not (isinstance(exc, optuna.exceptions.OptunaError) or type(exc).__module__.startswith("sqlalchemy")):
+                raise
+            text = " ".join(str(exc).split())
+            # Workers that start together race to create the tables of a new storage ("table studies
+            # already exists", a UNIQUE constraint on alembic_version): the loser tries again.
+            if attempt < 5 and re.search(r"already exists|UNIQUE constraint|duplicate key|database is locked", text):
+                time.sleep(0.2 + random.random() * (attempt + 1))
+                continue
+            raise DwnHwError(f"cannot open storage {url!r}: {text[:300]}") from None
 
 
 def _constraints(trial) -> list[float]:

@@ -5,7 +5,8 @@ from click.testing import CliRunner
 
 from dwn_hw import ir as irmod
 from dwn_hw.errors import DwnHwError
-from dwn_hw.synth import host, protocol
+from dwn_hw.hdl import protocol
+from dwn_hw.synth import host
 
 
 class FakeBoard:

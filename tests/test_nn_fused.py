@@ -169,7 +169,7 @@ def test_fused_argmax_ties_and_nan_follow_torch(threads):
         layer(x).sum().backward()
         opt.step()
         w = layer.mapping.weights.detach()
-        assert layer.mapping._argmax is not None            # set by the fused step
+        assert layer.mapping.has_cached_mapping            # set by the fused step
         assert torch.equal(layer.mapping.hard_mapping(), w.argmax(0))
         assert layer.mapping.hard_mapping()[4].item() == 150
     finally:
@@ -189,7 +189,7 @@ def test_many_backwards_without_a_step_materialize_the_gradient():
         x, y = _data(k)
         cross_entropy(model(x), y).backward()
     w = model[0].mapping.weights
-    assert len(model[0].mapping._pending) == 0 and w.grad.stride() != (0, 0)
+    assert len(model[0].mapping.deferred) == 0 and w.grad.stride() != (0, 0)
     torch.testing.assert_close(w.grad, ref[0].mapping.weights.grad, rtol=1e-4, atol=1e-5)
 
 

@@ -50,52 +50,85 @@ MAX_PENDING = 16
 # backward side
 
 
+class DeferredGrad:
+    """One mapping's recorded weight gradients: the ``(x, grad_out)`` pairs of its backward passes since the
+    last optimizer step, and the zero-stride placeholder put into ``weights.grad`` while they wait.
+
+    ``LearnableMapping`` holds one as ``.deferred``; only this module reads or changes it.
+    """
+
+    def __init__(self):
+        self.pending: list = []
+        self.marker = None
+
+    def __len__(self) -> int:
+        return len(self.pending)
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.marker = None
+
+    def holds_placeholder(self, weights: torch.Tensor) -> bool:
+        """Whether ``weights.grad`` is still this record's placeholder (``zero_grad()`` drops it)."""
+        return weights.grad is self.marker
+
+    def start(self, weights: torch.Tensor) -> None:
+        """Put the placeholder into ``weights.grad`` (first recorded pass since the last step)."""
+        self.marker = torch.zeros(1, dtype=weights.dtype).expand(weights.shape)
+        weights.grad = self.marker
+
+    def record(self, x: torch.Tensor, grad_out: torch.Tensor) -> None:
+        # a copy of x: the caller may reuse its input buffer before the optimizer step (autograd would not care)
+        self.pending.append((x.detach().to(torch.float32, copy=True), grad_out.detach().to(torch.float32)))
+
+    def take(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The recorded passes joined into one ``(x, grad_out)``; the record is empty afterwards."""
+        xs, gs = zip(*self.pending)
+        self.clear()
+        x = xs[0] if len(xs) == 1 else torch.cat(xs)
+        g = gs[0] if len(gs) == 1 else torch.cat(gs)
+        return x, g
+
+
 def defer(module, x: torch.Tensor, grad_out: torch.Tensor) -> bool:
     """Record the weight gradient of ``module`` for the optimizer hook; ``False`` means compute it now."""
     w = module.weights
+    rec = module.deferred
     if not enabled or _closure_steps or w.device.type != "cpu" or torch.is_grad_enabled() or w.dtype != torch.float32:
         return False
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return False                         # DDP must see real gradients to all-reduce them
-    if module._pending and w.grad is not module._grad_marker:
-        module._pending.clear()              # zero_grad() dropped the placeholder
-        module._grad_marker = None
-    if w.grad is not None and w.grad is not module._grad_marker:
+    if len(rec) and not rec.holds_placeholder(w):
+        rec.clear()                          # zero_grad() dropped the placeholder
+    if w.grad is not None and not rec.holds_placeholder(w):
         return False                         # a real gradient is there: accumulate densely
     if library() is None:
         return False
-    if len(module._pending) >= MAX_PENDING:
+    if len(rec) >= MAX_PENDING:
         # many backward passes and no optimizer step over these weights: hold a real gradient instead of
         # an ever longer list (later passes then accumulate into it densely)
         materialize(module)
         return False
-    if not module._pending:
-        module._grad_marker = torch.zeros(1, dtype=w.dtype).expand(w.shape)
-        w.grad = module._grad_marker
-    # a copy of x: the caller may reuse its input buffer before the optimizer step (autograd would not care)
-    module._pending.append((x.detach().to(torch.float32, copy=True), grad_out.detach().to(torch.float32)))
+    if not len(rec):
+        rec.start(w)
+    rec.record(x, grad_out)
     _pending_modules.add(module)
     register_hooks()
     return True
 
 
 def _take_pending(module):
-    xs, gs = zip(*module._pending)
-    module._pending.clear()
-    module._grad_marker = None
     _pending_modules.discard(module)
-    x = xs[0] if len(xs) == 1 else torch.cat(xs)
-    g = gs[0] if len(gs) == 1 else torch.cat(gs)
-    return x, g
+    return module.deferred.take()
 
 
 def _live(module) -> bool:
     """Whether ``module`` has a recorded gradient whose placeholder is still in ``.grad``."""
-    if not module._pending:
+    rec = module.deferred
+    if not len(rec):
         return False
-    if module.weights.grad is not module._grad_marker:
-        module._pending.clear()
-        module._grad_marker = None
+    if not rec.holds_placeholder(module.weights):
+        rec.clear()
         return False
     return True
 
@@ -183,7 +216,7 @@ def _post_step(optimizer, args, kwargs):
         params = {id(p) for group in optimizer.param_groups for p in group["params"]}
         for module in list(_all_modules):
             if id(module) not in done and id(module.weights) in params:
-                module._argmax = None
+                module.invalidate_hard_mapping()
 
 
 def _adam_step(optimizer, group, module, x, g):

@@ -44,7 +44,7 @@ class LearnableMappingFunction(torch.autograd.Function):
         module = ctx.module
         grad_out = grad_out.contiguous()
         need_w = ctx.needs_input_grad[1]
-        if need_w and module._defer_weight_grad(x, grad_out):
+        if need_w and module.defer_weight_grad(x, grad_out):
             need_w = False                     # an optimizer hook applies it (see dwn_hw.nn.fused)
         grad_x = grad_w = None
         if need_w:
@@ -76,32 +76,86 @@ class LearnableMapping(torch.nn.Module):
             raise DwnHwError(f"LearnableMapping tau must be a positive number, not {show(tau)}")
         self.input_size, self.output_size, self.tau = int(input_size), int(output_size), float(tau)
         self.weights = torch.nn.Parameter(torch.rand(input_size, output_size, dtype=torch.float32))
+        self.deferred = fused.DeferredGrad()   # weight gradients recorded for the fused optimizer step
+        self.allowed = None                    # BoolTensor [input_size] when restrict_inputs() capped the inputs
         self._argmax = None                    # (key, LongTensor) cache of weights.argmax(0)
-        self._pending = []                     # deferred weight gradients (x, grad_out), see dwn_hw.nn.fused
-        self._grad_marker = None               # placeholder .grad while a gradient is deferred
         fused.register_hooks()                 # before any optimizer step over these weights (see there)
 
     def __setstate__(self, state):
         super().__setstate__(state)
         fused.register_hooks()                 # an unpickled mapping never ran __init__
 
+    # -- the hard mapping ---------------------------------------------------------------------------
+
     def hard_mapping(self) -> torch.Tensor:
-        """``weights.argmax(0)`` (LongTensor ``[output_size]``), cached until the weights change (a new
-        version, storage or shape, or any optimizer step over them)."""
+        """``weights.argmax(0)`` over the allowed inputs (LongTensor ``[output_size]``), cached until the
+        weights change (a new version, storage or shape, or any optimizer step over them)."""
         w = self.weights
         key = (w.data_ptr(), w._version, w.shape)
         if self._argmax is None or self._argmax[0] != key:
             fused.track(self)                  # so optimizer steps drop this cache
-            self._argmax = (key, w.detach().argmax(dim=0))
+            self._argmax = (key, self._masked_argmax(w.detach()))
         return self._argmax[1]
 
     def set_hard_mapping(self, argmax: torch.Tensor) -> None:
-        """Record an argmax computed while the weights were updated (fused optimizer step)."""
+        """Record an argmax computed while the weights were updated (the fused optimizer step). When the
+        inputs are restricted and the given argmax picks an excluded input, it is computed again here."""
         w = self.weights
+        if self.allowed is not None and not bool(self.allowed[argmax.to(self.allowed.device)].all()):
+            argmax = self._masked_argmax(w.detach())
         self._argmax = ((w.data_ptr(), w._version, w.shape), argmax)
 
-    def _defer_weight_grad(self, x, grad_out) -> bool:
+    def invalidate_hard_mapping(self) -> None:
+        """Drop the cached argmax (an optimizer updated the weights in place without a version bump)."""
+        self._argmax = None
+
+    @property
+    def has_cached_mapping(self) -> bool:
+        return self._argmax is not None
+
+    def _masked_argmax(self, w: torch.Tensor) -> torch.Tensor:
+        if self.allowed is None:
+            return w.argmax(dim=0)
+        return w.masked_fill(~self.allowed.to(w.device).unsqueeze(1), float("-inf")).argmax(dim=0)
+
+    # -- restricting the inputs ---------------------------------------------------------------------
+
+    def restrict_inputs(self, allowed) -> None:
+        """Let the hard mapping pick only the inputs in ``allowed`` (indices, or a bool mask ``[input_size]``;
+        None lifts the restriction). The weights stay as they are; only the argmax is masked, so every
+        output reads one of the allowed inputs from now on."""
+        if allowed is None:
+            self.allowed = None
+        else:
+            a = torch.as_tensor(allowed)
+            if a.dtype != torch.bool:
+                idx = a.to(torch.int64).reshape(-1)
+                if idx.numel() == 0 or int(idx.min()) < 0 or int(idx.max()) >= self.input_size:
+                    raise DwnHwError(f"allowed inputs must be a non-empty set of indices in 0..{self.input_size - 1}")
+                a = torch.zeros(self.input_size, dtype=torch.bool)
+                a[idx] = True
+            if tuple(a.shape) != (self.input_size,) or not bool(a.any()):
+                raise DwnHwError(f"allowed inputs must be a non-empty bool mask [{self.input_size}]")
+            self.allowed = a.to(self.weights.device)
+        self._argmax = None
+
+    def allowed_inputs(self) -> list[int] | None:
+        """The allowed input indices (sorted), or None when unrestricted."""
+        return None if self.allowed is None else torch.nonzero(self.allowed).reshape(-1).tolist()
+
+    def input_usage(self) -> torch.Tensor:
+        """How many outputs read each input under the current hard mapping (int64 ``[input_size]``)."""
+        return torch.bincount(self.hard_mapping().cpu(), minlength=self.input_size)
+
+    def defer_weight_grad(self, x, grad_out) -> bool:
+        """Hand the weight gradient to the fused optimizer step; False: the caller computes it now."""
         return fused.defer(self, x, grad_out)
+
+    def _apply(self, fn, *args, **kwargs):
+        out = super()._apply(fn, *args, **kwargs)
+        if self.allowed is not None:
+            self.allowed = self.allowed.to(self.weights.device)
+        return out
 
     def forward(self, x):
         if x.dim() != 2 or x.shape[1] != self.input_size:
@@ -109,7 +163,8 @@ class LearnableMapping(torch.nn.Module):
         return LearnableMappingFunction.apply(x, self.weights, self)
 
     def extra_repr(self):
-        return f"input_size={self.input_size}, output_size={self.output_size}, tau={self.tau}"
+        cap = "" if self.allowed is None else f", allowed={int(self.allowed.sum())}"
+        return f"input_size={self.input_size}, output_size={self.output_size}, tau={self.tau}{cap}"
 
 
 def check_size(name, value) -> int:

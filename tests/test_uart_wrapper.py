@@ -60,8 +60,8 @@ def test_wrapper_end_to_end_in_cocotb(tmp_path, seed, signed, layers, k):
     bundle = make_bundle(tmp_path / "bundle", ir, n_vectors=10, seed=seed)
     vec = np.load(tmp_path / "bundle" / "vectors" / "vectors.npz")
     assert len(set(vec["classes"].tolist())) > 1  # the vectors exercise more than one class
-    res = simulate_uart(tmp_path / "bundle", tmp_path / "sim", count=10)
-    assert res["info"] == {k: bundle[k] for k in ("in_width", "classes", "score_width")}
+    res = simulate_uart(tmp_path / "bundle", tmp_path / "sim", count=10, uart_format="raw")
+    assert res["info"] == {"format": "raw", **{k: bundle[k] for k in ("in_width", "classes", "score_width")}}
     assert res["count"] == 10 and res["mismatches"] == []
     assert res["classes"] == vec["classes"].tolist()
     assert res["scores"][0] == vec["scores"][0].tolist()

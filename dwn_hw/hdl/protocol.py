@@ -16,6 +16,21 @@ significant byte first: bit ``i`` of ``in_data`` is bit ``i % 8`` of byte ``i //
 ``in_width`` are ignored. Scores are little-endian, ``S = ceil(score_width / 8)`` bytes each.
 All multi-byte integers are little-endian. Any other command byte is ignored, and a payload
 interrupted for more than ~100 ms is dropped, so a host resynchronises by waiting 0.2 s.
+
+Two request formats; a board is built for one, and its ``'I'`` reply says which (the magic):
+
+* ``DWN1`` (format ``raw``, the original one): the payload is ``in_data`` as above, held whole in
+  the wrapper's flip-flops (``8 * P`` of them).
+* ``DWN2`` (format ``stream``): the payload is only the *sent features*, the features some LUT reads
+  (:func:`stream_layout`), in increasing feature index, as grid integers ``q_f`` (B = ``input_bits``
+  bits, two's complement when signed). With B <= 4, ``G = 8 // B`` features share one byte, feature
+  ``j`` of a byte at bits ``[j*B +: B]`` (a feature never straddles two bytes; the last byte may be
+  partly filled, its upper bits are ignored); with 5 <= B <= 8 one byte per feature (upper bits
+  ignored); with 9 <= B <= 16 two bytes per feature, least significant first. The wrapper compares
+  each feature with its used thresholds as it arrives and keeps just those bits. ``'I'`` answers
+  12 bytes: ``b"DWN2"``, sent features (u16), K (u8), score width (u8), B (u8), signed (u8), used
+  thermometer bits (u16).
+
 Nothing here imports torch.
 """
 from __future__ import annotations
@@ -29,6 +44,9 @@ CMD_SCORES = ord("S")
 CMD_INFO = ord("I")
 INFO_MAGIC = b"DWN1"
 INFO_LEN = 8
+INFO2_MAGIC = b"DWN2"
+INFO2_LEN = 12
+FORMATS = ("raw", "stream")
 DEFAULT_BAUD = 115200
 
 
@@ -104,7 +122,96 @@ def parse_reply(data: bytes, classes: int, score_width: int, scores: bool):
     return cls, vals
 
 
+def info_length(magic: bytes) -> int:
+    """Length of the whole ``'I'`` reply that starts with ``magic`` (its first 4 bytes)."""
+    if magic == INFO_MAGIC:
+        return INFO_LEN
+    if magic == INFO2_MAGIC:
+        return INFO2_LEN
+    raise DwnHwError(f"no dwn-hw board answered the info request (got {magic!r}); check --port and --baud")
+
+
 def parse_info(data: bytes) -> dict:
+    """The fields of an ``'I'`` reply of either format (``format`` says which)."""
+    if data[:4] == INFO2_MAGIC and len(data) == INFO2_LEN:
+        return {"format": "stream", "features": int.from_bytes(data[4:6], "little"), "classes": data[6],
+                "score_width": data[7], "input_bits": data[8], "signed": bool(data[9]),
+                "used_bits": int.from_bytes(data[10:12], "little")}
     if len(data) != INFO_LEN or data[:4] != INFO_MAGIC:
         raise DwnHwError(f"no dwn-hw board answered the info request (got {data!r}); check --port and --baud")
-    return {"in_width": int.from_bytes(data[4:6], "little"), "classes": data[6], "score_width": data[7]}
+    return {"format": "raw", "in_width": int.from_bytes(data[4:6], "little"), "classes": data[6],
+            "score_width": data[7]}
+
+
+# ---- format ``stream`` (DWN2) ----
+
+def stream_layout(ir: dict) -> dict:
+    """What a ``stream`` board receives and keeps, from the IR (deterministic).
+
+    ``used``: the thermometer bits (index ``f*T + t`` into the ``--inputs bits`` core's ``in_data``) some
+    live LUT reads, ascending (feature-major); ``features``: the features they belong to, ascending
+    (the sent features); ``thresholds``: per used bit its threshold; ``input_bits``, ``signed``,
+    ``qmin``, ``qmax``, ``per_byte`` (features per byte, 0 when a feature takes two bytes),
+    ``bits_per_feature`` (T).
+    """
+    from dwn_hw.hdl.plan import plan
+    from dwn_hw.ir.grid import grid_bounds
+
+    enc = ir["encoder"]
+    if enc["kind"] != "thermometer":
+        raise DwnHwError("the stream UART format needs an IR with a thermometer encoder")
+    B, T = int(enc["input_bits"]), int(enc["bits_per_feature"])
+    if not 1 <= B <= 16:
+        raise DwnHwError(f"the stream UART format carries features of 1..16 bits, not {B}: use --uart-format raw")
+    used = [int(s) for s in plan(ir, "bits").sources]
+    if not used:
+        raise DwnHwError("no LUT reads any input bit: nothing to send (use --uart-format raw)")
+    qmin, qmax = grid_bounds(B, bool(enc["signed"]))
+    return {"used": used, "features": sorted({s // T for s in used}),
+            "thresholds": [int(enc["thresholds"][s // T][s % T]) for s in used],
+            "input_bits": B, "signed": bool(enc["signed"]), "qmin": int(qmin), "qmax": int(qmax),
+            "per_byte": 8 // B if B <= 8 else 0, "bits_per_feature": T}
+
+
+def stream_payload_bytes(layout: dict) -> int:
+    n = len(layout["features"])
+    return 2 * n if layout["per_byte"] == 0 else -(-n // layout["per_byte"])
+
+
+def info2_reply(layout: dict, classes: int, score_width: int) -> bytes:
+    return (INFO2_MAGIC + len(layout["features"]).to_bytes(2, "little") + bytes([classes, score_width])
+            + bytes([layout["input_bits"], int(layout["signed"])]) + len(layout["used"]).to_bytes(2, "little"))
+
+
+def pack_stream_row(values, layout: dict) -> bytes:
+    """The ``stream`` payload of one sample: ``values`` = grid integers of every feature (length F)."""
+    B, G = layout["input_bits"], layout["per_byte"]
+    mask = (1 << B) - 1
+    sent = [int(values[f]) & mask for f in layout["features"]]
+    if G == 0:
+        return b"".join(v.to_bytes(2, "little") for v in sent)
+    out = bytearray()
+    for i in range(0, len(sent), G):
+        out.append(sum(v << (j * B) for j, v in enumerate(sent[i:i + G])))
+    return bytes(out)
+
+
+def pack_stream_inputs(inputs: np.ndarray, layout: dict, features: int) -> list[bytes]:
+    inputs = np.asarray(inputs)
+    if inputs.ndim != 2 or inputs.shape[1] != features:
+        raise DwnHwError(f"inputs of shape {list(inputs.shape)} are not [N, {features}] grid integers")
+    lo, hi = layout["qmin"], layout["qmax"]
+    if inputs.size and (inputs.min() < lo or inputs.max() > hi):
+        raise DwnHwError(f"inputs must lie on the grid [{lo}, {hi}], found [{inputs.min()}, {inputs.max()}]")
+    return [pack_stream_row(row, layout) for row in inputs.tolist()]
+
+
+def stream_request_bytes(layout: dict) -> int:
+    """Command + payload of one ``stream`` request."""
+    return 1 + stream_payload_bytes(layout)
+
+
+def samples_per_s(request_bytes: int, reply_bytes: int, baud: int, cycles: int = 0, clk_hz: float = 0.0) -> float:
+    """Stop-and-wait samples/s over an 8N1 link: the bytes' time on the line plus the board's own cycles."""
+    t = 10 * (request_bytes + reply_bytes) / baud + (cycles / clk_hz if clk_hz else 0.0)
+    return 1.0 / t

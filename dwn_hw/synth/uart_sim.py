@@ -62,6 +62,58 @@ def load_npz(path: Path, required: tuple[str, ...] = ("inputs",)) -> dict:
     return arrays
 
 
+def resolve_format(bundle_dir: str | os.PathLike, bundle: dict, fmt: str = "auto") -> str:
+    """``raw`` or ``stream``: ``auto`` is ``stream`` when the bundle's core takes features through a
+    thermometer encoder and the bundle has its ``dwn.ir.json`` (the stream board needs the IR), else ``raw``."""
+    if fmt not in ("auto", *protocol.FORMATS):
+        raise DwnHwError(f"UART format must be auto, raw or stream, not {fmt!r}")
+    can = bundle.get("inputs", "features") == "features" and (Path(bundle_dir) / "dwn.ir.json").is_file()
+    if fmt == "stream" and not can:
+        raise DwnHwError("the stream UART format needs a bundle with --inputs features and its dwn.ir.json; "
+                         "use --uart-format raw")
+    if fmt == "auto":
+        fmt = "stream" if can else "raw"
+    return fmt
+
+
+def stream_core(bundle_dir: str | os.PathLike, bundle: dict, cache: str | os.PathLike,
+                lut_style: str = "mux") -> tuple[Path, dict]:
+    """The ``--inputs bits`` core a ``stream`` board holds, and the wrapper settings (``bundle["uart"]``).
+
+    Built from the bundle's ``dwn.ir.json`` with the bundle's pipeline, named ``<top>_bits``, written to
+    ``cache/core_bits_<style>.v`` (rebuilt when the IR or the settings change). Returns the file and
+    ``{"format": "stream", "layout": ..., "core": name, "core_width": W, "latency": L}``.
+    """
+    import dwn_hw
+    from dwn_hw import ir as irmod
+    from dwn_hw.hdl import build_top
+
+    ir_path = Path(bundle_dir) / "dwn.ir.json"
+    ir = irmod.load(ir_path)
+    layout = protocol.stream_layout(ir)
+    name = f"{bundle['top']}_bits"
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    out, key = cache / f"core_bits_{lut_style}.v", cache / f"core_bits_{lut_style}.key"
+    stamp = [hashlib.sha256(ir_path.read_bytes()).hexdigest(), name, bundle.get("pipeline", "balanced"),
+             lut_style, dwn_hw.__version__]
+    try:
+        known = json.loads(key.read_text()) if key.is_file() and out.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        known = None
+    if not (isinstance(known, dict) and known.get("stamp") == stamp):
+        text, info = build_top(ir, inputs="bits", pipeline=bundle.get("pipeline", "balanced"), name=name,
+                               lut_style=lut_style)
+        for field in ("classes", "score_width"):
+            if int(info[field]) != int(bundle[field]):
+                raise DwnHwError(f"{ir_path} does not match bundle.json: {field} {info[field]} vs {bundle[field]}")
+        atomic_write_text(out, text)
+        known = {"stamp": stamp, "latency": int(info["latency"]), "in_width": int(info["in_width"])}
+        atomic_write_text(key, json.dumps(known) + "\n")
+    return out, {"format": "stream", "layout": layout, "core": name, "core_width": known["in_width"],
+                 "latency": known["latency"]}
+
+
 def _stamp(sources: list[Path]) -> dict:
     digest = hashlib.sha256()
     for src in sources:
@@ -92,8 +144,14 @@ def _prune(build: Path) -> None:
 
 
 def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count: int | None = None,
-                  clocks_per_bit: int = 8, verbose: bool = False, echo=None) -> dict:
+                  clocks_per_bit: int = 8, verbose: bool = False, echo=None, uart_format: str = "auto") -> dict:
     """Send the bundle's vectors (the first ``count``; None: all) through the simulated wrapper.
+
+    ``uart_format``: the request format the wrapper is built for (:func:`resolve_format`). With
+    ``stream`` the wrapper holds the ``--inputs bits`` core built from the bundle's ``dwn.ir.json``
+    (:func:`stream_core`), so what is checked is the board as it ships. The result also holds
+    ``format``, ``request_bytes``, ``reply_bytes`` (class only / with scores) and ``cycles``: the most
+    clock cycles any sample took from the end of its request's last stop bit to its reply's start bit.
 
     Returns the answers and the indices of the mismatches. The clock is 8 ns per cycle and the
     baud rate ``clk / clocks_per_bit`` (the divisor, not the absolute rate, is what the wrapper's
@@ -119,18 +177,26 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
     build.mkdir(parents=True, exist_ok=True)
     clk_ns = 8
     clk_hz = 1e9 / clk_ns
+    fmt = resolve_format(bundle_dir, bundle, uart_format)
+    core_files = None
+    if fmt == "stream":
+        core_file, uart = stream_core(bundle_dir, bundle, work / "core")
+        core_files = [core_file]
+        bundle = {**bundle, "uart": uart}
+        payloads = protocol.pack_stream_inputs(inputs, uart["layout"], int(bundle["features"]))
+    else:
+        payloads = protocol.pack_inputs(inputs, bundle)
     wrapper = work / f"{TOP}.v"
     text = wrapper_verilog(bundle, clk_hz, int(clk_hz / clocks_per_bit))
     if not (wrapper.is_file() and wrapper.read_text() == text):
         atomic_write_text(wrapper, text)
     setup = {"clk_ns": clk_ns, "bit_ns": clk_ns * clocks_per_bit, "classes": int(bundle["classes"]),
-             "score_width": int(bundle["score_width"]),
-             "payloads": [p.hex() for p in protocol.pack_inputs(inputs, bundle)]}
+             "score_width": int(bundle["score_width"]), "payloads": [p.hex() for p in payloads]}
     atomic_write_text(work / "setup.json", json.dumps(setup))
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)  # ours, from an earlier run: never read a stale answer
 
-    sources = [*core_sources(bundle_dir), wrapper]
+    sources = [*(core_files or core_sources(bundle_dir)), wrapper]
     stamp = _stamp(sources)
     stamp_path = build / STAMP
     try:
@@ -176,5 +242,9 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
     want_scores = [s.tolist() if i % 2 == 0 else None for i, s in enumerate(scores)]
     mismatches = [i for i in range(len(inputs))
                   if got["classes"][i] != int(classes[i]) or got["scores"][i] != want_scores[i]]
+    K, sw = int(bundle["classes"]), int(bundle["score_width"])
     return {"info": got["info"], "classes": got["classes"], "scores": got["scores"],
-            "expected_classes": classes.tolist(), "mismatches": mismatches, "count": len(inputs)}
+            "expected_classes": classes.tolist(), "mismatches": mismatches, "count": len(inputs),
+            "format": fmt, "request_bytes": 1 + len(payloads[0]),
+            "reply_bytes": [protocol.reply_length(K, sw, False), protocol.reply_length(K, sw, True)],
+            "cycles": max([c for c in got["cycles"] if c is not None], default=None), "clocks_per_bit": clocks_per_bit}

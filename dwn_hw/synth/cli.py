@@ -94,7 +94,12 @@ def summary_line(r: dict) -> str:
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
               help="Seconds to wait for each answer.")
 @click.option("-v", "--verbose", is_flag=True, help="--port sim: show the Verilator build and simulator output.")
-def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose):
+@click.option("--uart-format", type=click.Choice(["auto", "raw", "stream"]), default="auto", show_default=True,
+              help="--port sim: the request format the simulated board is built for (auto: stream when the bundle "
+                   "has its dwn.ir.json and takes features; a real board says its own in its info reply).")
+@click.option("--clocks-per-bit", type=click.IntRange(min=4), default=8, show_default=True,
+              help="--port sim: the wrapper's baud divisor (4 = 3 Mbaud at 12 MHz on the iCEBreaker).")
+def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose, uart_format, clocks_per_bit):
     """Classify DATA on a board over its UART and print the accuracy.
 
     DATA is an .npz with `inputs` (grid integers [N, F], or bits) and optionally `labels`; by
@@ -108,23 +113,29 @@ def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose):
 
     bundle = read_bundle(bundle_dir)
     if port == "sim":
-        return _run_in_simulation(bundle_dir, data, limit, verbose)
+        return _run_in_simulation(bundle_dir, data, limit, verbose, uart_format, clocks_per_bit)
     path = Path(data) if data else Path(bundle_dir) / "vectors" / "vectors.npz"
     if not path.is_file():
         raise DwnHwError(f"{path} is missing: export the bundle again, or give DATA")
     arrays = load_npz(path)
     n = len(arrays["inputs"]) if limit is None else min(limit, len(arrays["inputs"]))
     inputs = arrays["inputs"][:n]
+    layout = None
+    if (Path(bundle_dir) / "dwn.ir.json").is_file() and bundle.get("inputs", "features") == "features":
+        from dwn_hw import ir as irmod
+
+        layout = protocol.stream_layout(irmod.load(Path(bundle_dir) / "dwn.ir.json"))
     ser = host.open_port(port, baud, timeout)
     try:
-        host.identify(ser, bundle)
+        info = host.identify(ser, bundle, layout)
+        layout = layout if info["format"] == "stream" else None
         with click.progressbar(length=n, label="classifying on the board", file=sys.stderr) as bar:
             last = [0]
 
             def step(i):
                 bar.update(i - last[0])
                 last[0] = i
-            classes, got_scores = host.classify(ser, bundle, inputs, scores, step)
+            classes, got_scores = host.classify(ser, bundle, inputs, scores, step, layout)
     finally:
         if hasattr(ser, "close"):
             ser.close()
@@ -149,7 +160,7 @@ def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose):
 RUN_SIM_DIR = ("build", "run-sim")
 
 
-def _run_in_simulation(bundle_dir, data, limit, verbose=False):
+def _run_in_simulation(bundle_dir, data, limit, verbose=False, uart_format="auto", clocks_per_bit=8):
     """`--port sim`: the UART wrapper around the core in cocotb + Verilator, on the bundle's vectors."""
     from dwn_hw.synth.uart_sim import load_vectors, simulate_uart
 
@@ -160,10 +171,14 @@ def _run_in_simulation(bundle_dir, data, limit, verbose=False):
     work = Path(bundle_dir).joinpath(*RUN_SIM_DIR)
     click.echo(f"simulating the UART wrapper on {n} of the bundle's {total} vectors "
                f"(Verilator build in {work}) ...", err=True)
-    res = simulate_uart(bundle_dir, work, count=n, verbose=verbose, echo=lambda text: click.echo(text, err=True))
+    res = simulate_uart(bundle_dir, work, count=n, verbose=verbose, echo=lambda text: click.echo(text, err=True),
+                        uart_format=uart_format, clocks_per_bit=clocks_per_bit)
     n, bad = res["count"], len(res["mismatches"])
     click.echo(f"UART wrapper in simulation: {n - bad}/{n} vectors matched (classes, and every other vector's "
                f"scores, equal to the expected outputs)")
+    click.echo(f"format {res['format']}: {res['request_bytes']} request bytes, {res['reply_bytes'][0]} reply byte(s), "
+               f"at most {res['cycles']} clock cycles from a request's last stop bit to its reply "
+               f"({clocks_per_bit} clocks per bit)")
     if bad:
         raise click.exceptions.Exit(1)
 

@@ -17,7 +17,7 @@ import torch
 from dwn_hw import __version__
 from dwn_hw.errors import DwnHwError, warn
 from dwn_hw.ir import evaluate, grid_range, grid_thresholds, table_hex, used_bits, validate
-from dwn_hw.ir.grid import collapse_text, grid_x, threshold_collapse
+from dwn_hw.ir.grid import collapse_text, grid_x, threshold_bits_report, threshold_collapse
 from dwn_hw.ir.simplify import simplify as simplify_ir
 from dwn_hw.ir.vectors import edge_inputs  # the one test-vector recipe (an IR and its checkpoint get the same)
 
@@ -278,12 +278,51 @@ def freeze_checked(obj, encoder, grid, simplify, test_set):
     if collapse is not None:
         ir["meta"]["threshold_collapse"] = collapse
         warn(f"{collapse_text(collapse)}{_accuracy_text(ir)}; {_collapse_fix(ckpt, collapse)}")
+    if ckpt is not None:
+        _hardware_meta(ir, ckpt)
     if ckpt is not None and isinstance(ckpt.meta.get("metrics"), dict):
         rec = {k: v for k, v in ckpt.meta["metrics"].items()
                if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
         if rec:
             ir["meta"]["training_metrics"] = rec
     return validate(ir), q, scores, classes
+
+
+HARDWARE_OPTIONS = ("input_bits", "threshold_bits", "max_input_bits", "cap_warmup", "init_from", "init_encoder")
+
+
+def _hardware_meta(ir: dict, ckpt) -> None:
+    """``meta["training_options"]``: the hardware-aware training options, checked against the IR.
+
+    ``--threshold-bits K``: every used threshold must read at most K top bits (``meta["threshold_bits"]``
+    reports it); ``--max-input-bits M``: the first layer reads at most M distinct encoder bits
+    (``meta["input_cap"]``). Either failing is an error: the IR would not be what the options promised.
+    """
+    opts = ckpt.meta.get("options") or {}
+    hw = ckpt.meta.get("hardware") or {}
+    rec = {k: opts.get(k) for k in HARDWARE_OPTIONS if k in opts}
+    if not any(v is not None for k, v in rec.items() if k not in ("cap_warmup", "init_encoder")):
+        return
+    if hw.get("init_from"):
+        rec["init_from"] = {k: hw["init_from"].get(k) for k in ("path", "sha256", "epochs", "test_accuracy")}
+    ir["meta"]["training_options"] = rec
+    k = opts.get("threshold_bits")
+    if k is not None and ir["encoder"]["kind"] == "thermometer":
+        rep = threshold_bits_report(ir["encoder"], int(k))
+        if rep["violations"]:
+            f = rep["first"]
+            raise DwnHwError(f"the checkpoint was trained with --threshold-bits {k} but {rep['violations']} used "
+                             f"thresholds read more bits (feature {f['feature']} bit {f['bit']}: threshold "
+                             f"{f['threshold']} reads {f['reads']})")
+        ir["meta"]["threshold_bits"] = {"k": int(k), **rep, "histogram": {str(b): c for b, c in rep["histogram"].items()}}
+    m = opts.get("max_input_bits")
+    if m is not None:
+        read = sorted({int(v) for row in ir["layers"][0]["mapping"] for v in row})
+        if len(read) > int(m):
+            raise DwnHwError(f"the checkpoint was trained with --max-input-bits {m} but its first layer reads "
+                             f"{len(read)} distinct encoder bits")
+        ir["meta"]["input_cap"] = {"max_input_bits": int(m), "bits_read": len(read),
+                                   "thresholds_used": int(np.asarray(ir["encoder"].get("used") or [[]]).sum())}
 
 
 def _collapse(ir: dict, encoder) -> dict | None:

@@ -175,3 +175,92 @@ def collapse_text(report: dict) -> str:
     grids = ", ".join(str(v) for v in ex["grid"][:8]) + (", ..." if len(ex["grid"]) > 8 else "")
     parts.append(f"e.g. feature {ex['feature']}: float [{floats}] -> grid [{grids}]")
     return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# thresholds that read only the top bits of the input
+# ----------------------------------------------------------------------------------------------
+
+def threshold_read_bits(grid_th, input_bits: int, signed: bool) -> np.ndarray:
+    """How many top bits of a ``B``-bit input the comparison ``q > t`` reads, per threshold (int64, shape of ``t``).
+
+    ``q > t`` is ``q >= t + 1``; with ``t + 1 = m · 2^z`` (``z`` trailing zero bits, at most ``B``) it equals
+    ``(q >> z) >= m`` in two's complement too, so it reads the top ``B − z`` bits. A constant comparison
+    (``t = qmin − 1``: always 1, ``t = qmax``: always 0) reads 0 bits.
+    """
+    t = np.asarray(grid_th, dtype=np.int64)
+    B = int(input_bits)
+    qmin, qmax = grid_bounds(B, signed)
+    v = (t + 1) & ((1 << B) - 1)           # t + 1 as a B-bit pattern (qmin in two's complement is 1 << (B-1))
+    z = np.zeros(t.shape, dtype=np.int64)
+    for bit in range(B):
+        z += ((v & ((1 << (bit + 1)) - 1)) == 0)
+    read = B - np.minimum(z, B - 1)           # t + 1 = 0 (signed q >= 0) reads the sign bit
+    return np.where((t <= qmin - 1) | (t >= qmax), 0, read)
+
+
+def snap_thresholds(grid_th, input_bits: int, signed: bool, k: int) -> np.ndarray:
+    """Move each non-constant threshold to the nearest ``t`` whose comparison reads only the top ``k`` bits.
+
+    ``t + 1`` becomes a multiple of ``s = 2^(B − k)`` strictly inside the grid (never a constant bit; constant
+    thresholds stay where they are). Within a feature, thresholds that were distinct stay distinct and in
+    order when the grid has room: a collision is resolved by nudging to the next free multiple, first upwards,
+    then downwards; only a feature with more distinct thresholds than the ``2^k − 1`` levels keeps duplicates.
+    Thresholds that were equal stay equal (they cost one comparator). ``k >= B`` returns the thresholds as they are.
+
+    Returns int64, the shape of ``grid_th``; :func:`threshold_read_bits` of the result is at most ``k``.
+    """
+    t = np.array(grid_th, dtype=np.int64, copy=True)
+    B, k = int(input_bits), int(k)
+    if not 1 <= k:
+        raise DwnHwError(f"threshold bits must be at least 1, not {show(k)}")
+    if k >= B:
+        return t
+    if t.ndim != 2:
+        raise DwnHwError(f"thresholds must be a 2-D array [features, bits], not shape {list(t.shape)}")
+    s = 1 << (B - k)
+    qmin, qmax = grid_bounds(B, signed)
+    lo_m, hi_m = qmin // s + 1, (qmax + 1) // s - 1   # multiples m with t = m·s − 1 a real comparison
+    for f in range(t.shape[0]):
+        row = t[f]
+        live = (row > qmin - 1) & (row < qmax)
+        if not live.any():
+            continue
+        values = np.unique(row[live])                 # sorted distinct values
+        want = np.clip(np.rint((values + 1) / s).astype(np.int64), lo_m, hi_m)
+        if len(values) <= hi_m - lo_m + 1:
+            m = want.copy()
+            for i in range(1, len(m)):                # upwards: strictly increasing
+                m[i] = max(m[i], m[i - 1] + 1)
+            if m[-1] > hi_m:                          # then down from the top
+                m[-1] = hi_m
+                for i in range(len(m) - 2, -1, -1):
+                    m[i] = min(m[i], m[i + 1] - 1)
+        else:
+            m = want                                  # more thresholds than levels: some share one
+        new = dict(zip(values.tolist(), (m * s - 1).tolist()))
+        t[f] = np.array([new.get(int(v), int(v)) for v in row], dtype=np.int64)
+    return t
+
+
+def threshold_bits_report(encoder: dict, k: int | None = None) -> dict:
+    """How many top input bits the used, non-constant comparisons of an IR ``encoder`` read.
+
+    Returns ``max_read_bits``, ``histogram`` (read bits -> number of thresholds) and, when ``k`` is given,
+    ``violations`` (used thresholds reading more than ``k`` bits) and ``first`` (feature, bit, threshold of one).
+    """
+    if encoder.get("kind") != "thermometer":
+        return {"max_read_bits": 0, "histogram": {}, **({"violations": 0} if k is not None else {})}
+    t = np.asarray(encoder["thresholds"], dtype=np.int64)
+    used = np.asarray(encoder.get("used") or np.ones(t.shape, bool), dtype=bool).reshape(t.shape)
+    read = threshold_read_bits(t, int(encoder["input_bits"]), bool(encoder["signed"]))
+    r = read[used & (read > 0)]
+    hist = {int(b): int(c) for b, c in zip(*np.unique(r, return_counts=True))}
+    rep = {"max_read_bits": int(r.max()) if r.size else 0, "histogram": hist}
+    if k is not None:
+        bad = np.argwhere(used & (read > int(k)))
+        rep["violations"] = int(len(bad))
+        if len(bad):
+            f, j = (int(v) for v in bad[0])
+            rep["first"] = {"feature": f, "bit": j, "threshold": int(t[f, j]), "reads": int(read[f, j])}
+    return rep

@@ -2,7 +2,8 @@
 
 An architecture is a dict ``{"num_inputs": I, "layers": [layer spec, ...], "groupsum": {...}}``;
 a layer spec holds ``input_size, output_size, n, mapping ("learnable"|"random"|"arange"), ste,
-clamp, alpha, beta, tau`` (``tau`` is the learnable mapping's softmax temperature) and the group
+clamp, alpha, beta, tau`` (``tau`` is the learnable mapping's softmax temperature; optionally
+``allowed_inputs``, the inputs a capped learnable mapping may read) and the group
 sum ``k, tau, randperm``. Only str/int/float/bool/None inside, so ``torch.load(weights_only=True)``
 reads it.
 """
@@ -93,6 +94,10 @@ def build(arch: dict):
             layer = LUTLayer(spec["input_size"], spec["output_size"], spec["n"], mapping=spec["mapping"],
                              alpha=spec["alpha"], beta=spec["beta"], ste=spec["ste"],
                              clamp_luts=spec["clamp"], lm_tau=spec["tau"])
+            if spec.get("allowed_inputs") is not None:  # --max-input-bits (dwn_hw.train.hardware)
+                if not layer.learnable:
+                    raise DwnHwError("malformed architecture: allowed_inputs on a layer without a learnable mapping")
+                layer.mapping.restrict_inputs(spec["allowed_inputs"])
             for key in ("alpha", "beta"):
                 if spec[key] is None and getattr(layer, key, None) is not None:
                     spec[key] = float(getattr(layer, key))

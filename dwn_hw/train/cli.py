@@ -55,6 +55,18 @@ def _int_list(name: str, text: str) -> list[int]:
               "[default: the column named 'label', else 0].")
 @click.option("--csv-header", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="csv: whether the first row names the columns.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Start from this checkpoint's LUT tables, mapping weights and thresholds (fine-tuning, e.g. "
+              "onto a narrower --input-bits grid); its architecture options are the default.")
+@click.option("--init-encoder", type=click.Choice(["keep", "refit"]), default=_D.init_encoder, show_default=True,
+              help="With --init-from: keep its thresholds, or fit them again on this run's data.")
+@click.option("--threshold-bits", type=click.IntRange(1, 32), default=None,
+              help="Place each threshold so that its comparison reads only the top K bits of the input.")
+@click.option("--max-input-bits", type=click.IntRange(min=1), default=None,
+              help="After --cap-warmup epochs, let the first layer's learnable mapping read only the M encoder "
+              "bits it uses most (one comparator each in hardware).")
+@click.option("--cap-warmup", type=click.IntRange(min=0), default=_D.cap_warmup, show_default=True,
+              help="Epochs before --max-input-bits applies (0 with --init-from: at once).")
 @click.option("-o", "--output", default="model.pt", show_default=True, type=click.Path(dir_okay=False),
               help="Checkpoint written after every epoch.")
 @click.option("--metrics-json", type=click.Path(dir_okay=False), default=None,
@@ -67,7 +79,8 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.pass_context
 def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_size, lr, lr_step, gamma, seed,
-          shift, device, val_split, input_bits, label_column, csv_header, output, metrics_json, resume, force, threads,
+          shift, device, val_split, input_bits, label_column, csv_header, init_from, init_encoder, threshold_bits,
+          max_input_bits, cap_warmup, output, metrics_json, resume, force, threads,
           quiet):
     """Train a DWN and write a self-contained checkpoint (thresholds, grid, weights, training state).
 
@@ -81,7 +94,8 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
     cfg = TrainConfig(dataset=dataset, encoder=encoder, bits=bits, layers=_int_list("--layers", layers),
                       n=_int_list("--n", n), mapping=mapping, tau=tau, epochs=epochs, batch_size=batch_size,
                       lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split,
-                      input_bits=input_bits,
+                      input_bits=input_bits, init_from=init_from, init_encoder=init_encoder,
+                      threshold_bits=threshold_bits, max_input_bits=max_input_bits, cap_warmup=cap_warmup,
                       csv_label_column=label_column, csv_header=csv_header)
     epochs_override = None
     if resume:
@@ -89,15 +103,30 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
         src = click.core.ParameterSource
         given = [p for p in ("dataset", "encoder", "bits", "layers", "n", "mapping", "tau", "batch_size", "lr",
                              "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column",
-                             "csv_header")
+                             "csv_header", "init_from", "init_encoder", "threshold_bits", "max_input_bits",
+                             "cap_warmup")
                  if ctx.get_parameter_source(p) == src.COMMANDLINE]
         if given:
             raise DwnHwError(f"--resume continues with the recorded options; drop {', '.join('--' + g.replace('_', '-') for g in given)}")
         if ctx.get_parameter_source("epochs") == src.COMMANDLINE:
             epochs_override = epochs
+    elif init_from:
+        _from_source(ctx, cfg, init_from)
     try:
         loop.run(cfg, output, device=device, resume=resume, force=force, metrics_json=metrics_json,
                  progress=not quiet, epochs_override=epochs_override,
                  threads=threads or None)
     finally:
         loop.shutdown()
+
+
+def _from_source(ctx, cfg: TrainConfig, path: str) -> None:
+    """Architecture options not given on the command line come from the ``--init-from`` checkpoint."""
+    from dwn_hw.train import checkpoint as ckpt
+    from dwn_hw.train.hardware import ARCH_OPTIONS
+
+    opts = ckpt.read_record(path).get("options") or {}
+    src = click.core.ParameterSource
+    for name in ARCH_OPTIONS:
+        if name in opts and ctx.get_parameter_source(name) != src.COMMANDLINE:
+            setattr(cfg, name, list(opts[name]) if isinstance(opts[name], list) else opts[name])

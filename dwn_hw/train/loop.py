@@ -27,6 +27,7 @@ from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.train import arch as arch_mod
 from dwn_hw.train import augment
 from dwn_hw.train import checkpoint as ckpt
+from dwn_hw.train import hardware
 from dwn_hw.datasets import DataSet, load_dataset
 
 
@@ -58,6 +59,12 @@ class TrainConfig:
     input_bits: int | None = None
     csv_label_column: str | None = None
     csv_header: str = "auto"
+    # hardware-aware options (dwn_hw.train.hardware)
+    init_from: str | None = None      # start from this checkpoint's weights
+    init_encoder: str = "keep"        # with init_from: keep its thresholds, or refit them on this run's data
+    threshold_bits: int | None = None  # each comparison reads only the top K bits of the input
+    max_input_bits: int | None = None  # the first layer's learnable mapping reads at most M encoder bits
+    cap_warmup: int = 1               # epochs before the cap is applied
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -80,6 +87,7 @@ class TrainConfig:
                 raise DwnHwError(f"--{name.replace('_', '-')} must be a positive number, not {show(v)}")
         if self.input_bits is not None and not 1 <= self.input_bits <= 32:
             raise DwnHwError(f"--input-bits must be in 1..32, not {show(self.input_bits)}")
+        hardware.check_options(self)
 
 
 # ----------------------------------------------------------------------------- processes
@@ -197,9 +205,10 @@ def _data(cfg: TrainConfig) -> DataSet:
                         csv_options=csv)
 
 
-def _record(cfg, ds, encoder, arch, model, optimizer, scheduler, shuffle, epoch, history, metrics) -> dict:
+def _record(cfg, ds, encoder, arch, model, optimizer, scheduler, shuffle, epoch, history, metrics,
+            hw=None) -> dict:
     cpu = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-    return {
+    return {"hardware": dict(hw or {}),
         "architecture": arch, "encoder": ckpt.encoder_record(encoder), "grid": ds.grid.to_meta(),
         "classes": list(ds.class_names), "tau": float(cfg.tau), "data": ds.meta, "seed": int(cfg.seed),
         "options": cfg.to_dict(), "state_dict": cpu, "metrics": metrics,
@@ -269,9 +278,52 @@ def interrupt_message(output, saved: dict) -> str:
 
 def _run(cfg, output, device, resume, force, metrics_json, progress, epochs_override, threads, log, saved,
          on_epoch=None):
-    from tqdm import tqdm
-
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    t_start = time.perf_counter()
+    d, dev = _processes(device, threads)
+    cfg, prev = _options(cfg, output, resume, force, epochs_override, d, log)
+    ds = _data(cfg)
+    if prev is not None and ds.meta["test_sha256"] != prev["data"].get("test_sha256"):
+        raise DwnHwError(f"the data of {cfg.dataset!r} changed since {output} was written; cannot resume")
+    augment.check_shift(cfg.shift, ds.meta.get("image_shape"))
+    torch.manual_seed(cfg.seed)
+    t = _tensors(ds, dev)
+    r = _start(cfg, ds, t, prev, dev, d, log)
+    r.output = output
+    if prev is not None:
+        saved.update(epoch=r.start_epoch or None, epochs=cfg.epochs)
+        if d.main:
+            log(f"resuming {output} after epoch {r.start_epoch} of {cfg.epochs}")
+    if d.main:
+        log(f"{cfg.dataset}: {t.n_train} train / {len(t.y_test)} test samples, {ds.num_features} features on a "
+            f"{ds.grid.input_bits}-bit grid, {ds.num_classes} classes; {arch_mod.lut_count(r.arch)} LUTs "
+            f"{cfg.layers} n={cfg.n}, {cfg.encoder} encoder {cfg.bits} bits; device {dev}"
+            + (f", {d.world} processes" if d.world > 1 else ""))
+        for line in r.notes:
+            log(line)
+    if cfg.max_input_bits is not None and cfg.cap_warmup == 0 and r.start_epoch == 0:
+        _cap(r, log)
+    train_seconds = sum(h["seconds"] for h in r.history)
+    metrics = {}
+    for epoch in range(r.start_epoch, cfg.epochs):
+        entry = _train_epoch(r, t, epoch, progress)
+        train_seconds += entry["seconds"]
+        if cfg.max_input_bits is not None and epoch + 1 == cfg.cap_warmup:
+            _cap(r, log if d.main else None)
+        if d.main:
+            metrics = _end_epoch(r, t, ds, entry, train_seconds, progress, log, on_epoch)
+            saved.update(epoch=epoch + 1, epochs=cfg.epochs)
+        else:
+            r.history.append(entry)
+        _barrier(d)
+    if d.main:
+        _finish(output, metrics, metrics_json, t_start, log)
+    _barrier(d)
+    return metrics
+
+
+def _processes(device: str, threads: int | None) -> tuple[Dist, torch.device]:
+    """This process's rank and device; thread count; the process group under torchrun."""
     d = dist_from_env()
     dev = pick_device(device, d)
     if threads is not None:
@@ -279,8 +331,11 @@ def _run(cfg, output, device, resume, force, metrics_json, progress, epochs_over
             raise DwnHwError(f"--threads must be a positive integer, not {show(threads)}")
         torch.set_num_threads(threads)
     init_process_group(d, dev)
-    t_start = time.perf_counter()
+    return d, dev
 
+
+def _options(cfg, output, resume, force, epochs_override, d, log) -> tuple[TrainConfig, dict | None]:
+    """The run's options and, when resuming, the recorded checkpoint they come from."""
     prev = None
     if resume and os.path.exists(output):
         prev = ckpt.read_record(output)
@@ -296,116 +351,176 @@ def _run(cfg, output, device, resume, force, metrics_json, progress, epochs_over
     elif resume and d.main:
         log(f"note: {output} does not exist yet; starting a new run")
     cfg.check()
+    return cfg, prev
 
-    ds = _data(cfg)
-    if prev is not None and ds.meta["test_sha256"] != prev["data"].get("test_sha256"):
-        raise DwnHwError(f"the data of {cfg.dataset!r} changed since {output} was written; cannot resume")
-    image_shape = ds.meta.get("image_shape")
-    augment.check_shift(cfg.shift, image_shape)
-    torch.manual_seed(cfg.seed)
-    x_train = torch.from_numpy(ds.grid.to_x(ds.q_train))
-    y_train = torch.from_numpy(ds.y_train)
-    if prev is None:
-        encoder = ckpt.make_encoder(cfg.encoder, cfg.bits).fit(x_train)
-        arch = arch_mod.make_arch(x_train.shape[1] * cfg.bits, cfg.layers, cfg.n, ds.num_classes, cfg.tau,
-                                  cfg.mapping)
+
+@dataclass
+class _Tensors:
+    """The data on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    x_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    fill: float
+    image_shape: list | None
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+
+def _tensors(ds: DataSet, dev) -> _Tensors:
+    val = len(ds.y_val) > 0
+    # the value of a pixel at the bottom of the grid (black), for pixels shifted in from outside
+    fill = float(ds.grid.to_x(np.full((1, ds.num_features), ds.grid.qmin, np.int64))[0, 0])
+    return _Tensors(torch.from_numpy(ds.grid.to_x(ds.q_train)).to(dev), torch.from_numpy(ds.y_train).to(dev),
+                    torch.from_numpy(ds.grid.to_x(ds.q_test)).to(dev), torch.from_numpy(ds.y_test).to(dev),
+                    torch.from_numpy(ds.grid.to_x(ds.q_val)).to(dev) if val else None,
+                    torch.from_numpy(ds.y_val).to(dev) if val else None, fill, ds.meta.get("image_shape"))
+
+
+@dataclass
+class _State:
+    """What one run trains and records."""
+
+    cfg: TrainConfig
+    d: Dist
+    dev: torch.device
+    encoder: object
+    arch: dict
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module
+    optimizer: object
+    scheduler: object
+    shuffle: torch.Generator
+    start_epoch: int = 0
+    history: list = field(default_factory=list)
+    hw: dict = field(default_factory=dict)      # the checkpoint's "hardware" record
+    notes: list = field(default_factory=list)   # lines for the log
+    output: str = ""
+
+
+def _start(cfg, ds, t: _Tensors, prev, dev, d, log) -> _State:
+    """Encoder, model, optimizer: fitted afresh, taken from ``--init-from``, or restored from ``prev``."""
+    hw, notes, src = {}, [], None
+    if prev is not None:
+        encoder, arch, hw = ckpt.encoder_from_record(prev["encoder"]), prev["architecture"], dict(prev.get("hardware") or {})
     else:
-        encoder, arch = ckpt.encoder_from_record(prev["encoder"]), prev["architecture"]
+        arch = arch_mod.make_arch(ds.num_features * cfg.bits, cfg.layers, cfg.n, ds.num_classes, cfg.tau,
+                                  cfg.mapping)
+        if cfg.init_from:
+            src, hw["init_from"] = hardware.read_source(cfg.init_from)
+            hardware.check_compatible(src, arch, ds.num_features, ds.num_classes, cfg.init_from)
+            arch = hardware.init_arch(src, arch)
+            notes.append(f"starting from {cfg.init_from} (sha256 {hw['init_from']['sha256'][:12]}...), "
+                         f"{'its' if cfg.init_encoder == 'keep' else 'refitted'} thresholds")
+        if src is not None and cfg.init_encoder == "keep":
+            encoder = ckpt.encoder_from_record(src["encoder"])
+        else:
+            encoder = ckpt.make_encoder(cfg.encoder, cfg.bits).fit(t.x_train.cpu())
+        if cfg.threshold_bits is not None:
+            hw["threshold_bits"] = hardware.place_thresholds(encoder, ds.grid, cfg.threshold_bits)
+            notes.append(f"--threshold-bits {cfg.threshold_bits}: {hw['threshold_bits']['moved']} of "
+                         f"{hw['threshold_bits']['of']} thresholds moved to comparisons of the top "
+                         f"{cfg.threshold_bits} of {ds.grid.input_bits} bits")
     model = arch_mod.build(arch).to(dev)
     if prev is not None:
         model.load_state_dict(prev["state_dict"])
+    elif src is not None:
+        hardware.load_weights(model, src, cfg.init_from)
     ddp_model = wrap_ddp(model, d, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.gamma)
     shuffle = torch.Generator().manual_seed(cfg.seed + 1)
-    start_epoch, history = 0, []
+    r = _State(cfg, d, dev, encoder, arch, model, ddp_model, optimizer, scheduler, shuffle, hw=hw, notes=notes)
     if prev is not None:
         ts = prev["train_state"]
         optimizer.load_state_dict(ts["optimizer"])
         scheduler.load_state_dict(ts["scheduler"])
         torch.set_rng_state(ts["rng"]["torch"])
         shuffle.set_state(ts["rng"]["shuffle"])
-        start_epoch, history = int(ts["epoch"]), list(ts["history"])
-        saved.update(epoch=start_epoch or None, epochs=cfg.epochs)
-        if d.main:
-            log(f"resuming {output} after epoch {start_epoch} of {cfg.epochs}")
+        r.start_epoch, r.history = int(ts["epoch"]), list(ts["history"])
+    return r
 
-    x_train_d, y_train_d = x_train.to(dev), y_train.to(dev)
-    x_test = torch.from_numpy(ds.grid.to_x(ds.q_test)).to(dev)
-    y_test = torch.from_numpy(ds.y_test).to(dev)
-    x_val = torch.from_numpy(ds.grid.to_x(ds.q_val)).to(dev) if len(ds.y_val) else None
-    y_val = torch.from_numpy(ds.y_val).to(dev) if len(ds.y_val) else None
-    n_train, bs = len(y_train), cfg.batch_size
-    # the value of a pixel at the bottom of the grid (black), for pixels shifted in from outside
-    fill = float(ds.grid.to_x(np.full((1, ds.num_features), ds.grid.qmin, np.int64))[0, 0])
+
+def _cap(r: _State, log) -> None:
+    """Apply ``--max-input-bits`` (once: a resumed run has it in its architecture already)."""
+    if r.arch["layers"][0].get("allowed_inputs") is not None:
+        return
+    rep = hardware.apply_input_cap(r.model, r.arch, r.cfg.max_input_bits)
+    r.hw["input_cap"] = {**rep, "after_epoch": len(r.history)}
+    if log:
+        log(f"--max-input-bits {r.cfg.max_input_bits}: the mapping read {rep['read_before']} encoder bits, "
+            f"now {rep['read_after']} (of {rep['kept']} allowed)")
+
+
+def _train_epoch(r: _State, t: _Tensors, epoch: int, progress: bool) -> dict:
+    """One pass over the training set; the epoch's history entry (without evaluation)."""
+    from tqdm import tqdm
+
+    cfg, d, dev = r.cfg, r.d, r.dev
+    t0 = time.perf_counter()
+    r.ddp_model.train()
+    n_train, bs = t.n_train, cfg.batch_size
     # every process must get at least one sample of each batch: a last batch smaller than the
     # number of processes is dropped (the same on all of them)
     n_batches = n_train // bs + (1 if n_train % bs >= d.world else 0)
-    if d.main:
-        log(f"{cfg.dataset}: {n_train} train / {len(y_test)} test samples, {ds.num_features} features on a "
-            f"{ds.grid.input_bits}-bit grid, {ds.num_classes} classes; {arch_mod.lut_count(arch)} LUTs "
-            f"{cfg.layers} n={cfg.n}, {cfg.encoder} encoder {cfg.bits} bits; device {dev}"
-            + (f", {d.world} processes" if d.world > 1 else ""))
+    perm = torch.randperm(n_train, generator=r.shuffle)
+    loss_sum = correct = seen = 0.0
+    bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not (progress and d.main and sys.stderr.isatty()), leave=False, file=sys.stderr,
+               dynamic_ncols=True)
+    for b in range(n_batches):
+        idx = perm[b * bs:(b + 1) * bs]
+        mine = local_chunk(idx, d).to(dev)
+        xb = t.x_train[mine]
+        if cfg.shift:
+            off = local_chunk(augment.draw_offsets(len(idx), cfg.shift, r.shuffle), d)
+            xb = augment.shift_images(xb, t.image_shape, off, t.fill)
+        loss, corr = train_step(r.ddp_model, r.optimizer, r.encoder.binarize(xb), t.y_train[mine], len(idx), d.world)
+        loss_sum += float(loss)
+        correct += float(corr)
+        seen += len(mine)
+        if b % 10 == 0 or b == n_batches - 1:
+            bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.4f}")
+        bar.update()
+    bar.close()
+    r.scheduler.step()
+    loss_sum, correct, seen = all_sum([loss_sum, correct, seen], d, dev)
+    return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
+            "lr": float(r.optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0}
 
-    train_seconds = sum(h["seconds"] for h in history)
-    metrics = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        ddp_model.train()
-        perm = torch.randperm(n_train, generator=shuffle)
-        loss_sum = correct = seen = 0.0
-        bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (progress and d.main and sys.stderr.isatty()),
-                   leave=False, file=sys.stderr, dynamic_ncols=True)
-        for b in range(n_batches):
-            idx = perm[b * bs:(b + 1) * bs]
-            mine = local_chunk(idx, d).to(dev)
-            xb = x_train_d[mine]
-            if cfg.shift:
-                off = local_chunk(augment.draw_offsets(len(idx), cfg.shift, shuffle), d)
-                xb = augment.shift_images(xb, image_shape, off, fill)
-            loss, corr = train_step(ddp_model, optimizer, encoder.binarize(xb), y_train_d[mine], len(idx), d.world)
-            loss_sum += float(loss)
-            correct += float(corr)
-            seen += len(mine)
-            if b % 10 == 0 or b == n_batches - 1:
-                bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}", acc=f"{correct / max(seen, 1):.4f}")
-            bar.update()
-        bar.close()
-        scheduler.step()
-        loss_sum, correct, seen = all_sum([loss_sum, correct, seen], d, dev)
-        seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        entry = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1),
-                 "lr": float(optimizer.param_groups[0]["lr"]), "seconds": seconds}
-        if d.main:
-            if x_val is not None:
-                entry["val_accuracy"] = accuracy(model, encoder, x_val, y_val)
-            entry["test_accuracy"] = accuracy(model, encoder, x_test, y_test)
-            history.append(entry)
-            metrics = _metrics(cfg, ds, arch, history, train_seconds, d, dev)
-            ckpt.save_record(_record(cfg, ds, encoder, arch, model, optimizer, scheduler, shuffle, epoch + 1,
-                                     history, metrics), output)
-            saved.update(epoch=epoch + 1, epochs=cfg.epochs)
-            if progress:
-                log(f"epoch {epoch + 1}/{cfg.epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
-                    + (f"  val {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else "")
-                    + f"  test {entry['test_accuracy']:.4f}  ({seconds:.1f} s)")
-            if on_epoch is not None:
-                on_epoch(dict(entry))
-        else:
-            history.append(entry)
-        _barrier(d)
 
-    if d.main:
-        if not metrics:  # nothing left to train (resumed a finished run)
-            metrics = dict(ckpt.read_record(output).get("metrics") or {})
-        metrics["total_seconds"] = time.perf_counter() - t_start
-        if metrics_json:
-            atomic_write_text(metrics_json, json.dumps(outputs.mark(metrics, "train-metrics"), indent=2) + "\n")
-        log(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epochs "
-            f"({metrics['train_seconds']:.1f} s training); wrote {output}")
-    _barrier(d)
+def _end_epoch(r: _State, t: _Tensors, ds, entry, train_seconds, progress, log, on_epoch) -> dict:
+    """Main process: evaluate, write the checkpoint, log, call ``on_epoch``; the metrics so far."""
+    cfg = r.cfg
+    if t.x_val is not None:
+        entry["val_accuracy"] = accuracy(r.model, r.encoder, t.x_val, t.y_val)
+    entry["test_accuracy"] = accuracy(r.model, r.encoder, t.x_test, t.y_test)
+    r.history.append(entry)
+    metrics = _metrics(cfg, ds, r.arch, r.history, train_seconds, r.d, r.dev)
+    ckpt.save_record(_record(cfg, ds, r.encoder, r.arch, r.model, r.optimizer, r.scheduler, r.shuffle,
+                             entry["epoch"], r.history, metrics, r.hw), r.output)
+    if progress:
+        log(f"epoch {entry['epoch']}/{cfg.epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
+            + (f"  val {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else "")
+            + f"  test {entry['test_accuracy']:.4f}  ({entry['seconds']:.1f} s)")
+    if on_epoch is not None:
+        on_epoch(dict(entry))
     return metrics
+
+
+def _finish(output, metrics, metrics_json, t_start, log) -> None:
+    if not metrics:  # nothing left to train (resumed a finished run)
+        metrics.update(ckpt.read_record(output).get("metrics") or {})
+    metrics["total_seconds"] = time.perf_counter() - t_start
+    if metrics_json:
+        atomic_write_text(metrics_json, json.dumps(outputs.mark(metrics, "train-metrics"), indent=2) + "\n")
+    log(f"test accuracy {metrics['test_accuracy']:.4f} after {metrics['epochs']} epochs "
+        f"({metrics['train_seconds']:.1f} s training); wrote {output}")
 
 
 def _metrics(cfg, ds, arch, history, train_seconds, d, dev) -> dict:

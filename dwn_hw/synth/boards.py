@@ -40,6 +40,7 @@ class Board:
     nextpnr: list = field(default_factory=list)
     notes: str = ""
     platform: str = ""
+    max_baud: int = protocol.DEFAULT_BAUD  # what the board's USB-UART (and clock) allows; boards/*.json
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -90,7 +91,8 @@ def load_board(name: str) -> Board:
                  part=_part(desc["family"], plat), device=plat.device, package=plat.package,
                  clk_pin=_pin(clk), clk_mhz=clk.clock.frequency / 1e6, rx_pin=_pin(sub["rx"]),
                  tx_pin=_pin(sub["tx"]), io_standard=io_std, capacity=dict(desc["capacity"]),
-                 nextpnr=list(desc.get("nextpnr", [])), notes=desc.get("notes", ""), platform=desc["platform"])
+                 nextpnr=list(desc.get("nextpnr", [])), notes=desc.get("notes", ""), platform=desc["platform"],
+                 max_baud=int(desc.get("max_baud", protocol.DEFAULT_BAUD)))
 
 
 def core_latency(bundle_info: dict, family: str) -> int:
@@ -162,8 +164,10 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
     # The README states the latency of the core this board build holds, not the portable one's.
     bundle_info = {**_grid_fields(bundle_info), "latency": int(latency)}
     files: dict[str, str] = {"board.v": board_verilog(bundle_info, board.clk_mhz * 1e6, baud, BOARD_TOP)}
+    uart = bundle_info.get("uart") or {"format": "raw"}
     ctx = {"latency": int(latency), "board": board, "top": BOARD_TOP, "core": core, "bundle": bundle_info, "baud": baud,
-           "core_mhz": core_mhz, "payload_bytes": protocol.payload_bytes(bundle_info["in_width"])}
+           "core_mhz": core_mhz, "payload_bytes": protocol.payload_bytes(bundle_info["in_width"]), "uart": uart,
+           "stream_bytes": protocol.stream_payload_bytes(uart["layout"]) if uart["format"] == "stream" else None}
     cons = CONSTRAINTS[board.family]
     files[cons] = _render(cons + ".j2", **ctx)
     if board.family == "xilinx":
@@ -171,7 +175,13 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
             files[name] = _render(name + ".j2", **ctx)
     ctx["constraint_files"] = [cons]
     files["README.md"] = _render("README.md.j2", **ctx)
-    desc = board.to_json() | {"baud": baud, "top": BOARD_TOP, "core": core, "core_latency": int(latency)}
+    desc = board.to_json() | {"baud": baud, "top": BOARD_TOP, "core": uart.get("core", core),
+                              "core_latency": int(latency), "uart_format": uart["format"]}
+    if uart["format"] == "stream":
+        lay = uart["layout"]
+        desc["stream"] = {"sent_features": lay["features"], "used_bits": lay["used"], "input_bits": lay["input_bits"],
+                          "signed": lay["signed"], "features_per_byte": lay["per_byte"],
+                          "payload_bytes": ctx["stream_bytes"], "core_in_width": uart["core_width"]}
     files["board.json"] = json.dumps(desc, indent=1) + "\n"
     written = []
     for name, text in files.items():

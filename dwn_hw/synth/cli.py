@@ -23,7 +23,15 @@ def _board_names():
 @click.option("--board", "board", required=True, help=f"Board: {', '.join(_board_names())}.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the report here (replaces only a report dwn-hw wrote, unless --force).")
-@click.option("--seed", default=1, show_default=True, help="nextpnr placement seed.")
+@click.option("--seed", default=1, show_default=True, help="nextpnr placement seed (the first of --seeds).")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Place and route N times (seeds SEED..SEED+N-1), core and board build; the report gives min / "
+                   "median / max Fmax and each seed's P&R time, the summary the median.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Placements run at once with --seeds [default: the CPU count].")
+@click.option("--uart-format", type=click.Choice(["auto", "raw", "stream"]), default="auto", show_default=True,
+              help="Board wrapper request format: stream encodes features as they arrive and keeps only the used "
+                   "thermometer bits (auto: stream when the bundle has its dwn.ir.json and takes features).")
 @click.option("--placer", type=click.Choice(["heap", "static"]), default="heap", show_default=True,
               help="nextpnr placer (open flows); static spreads large random netlists, which eases routing.")
 @click.option("--router", type=click.Choice(["router1", "router2"]), default="router1", show_default=True,
@@ -42,7 +50,7 @@ def _board_names():
                    "off: the core's figures only, which saves a second place-and-route of large designs.")
 @click.option("--force", is_flag=True, help="Replace a --json file that dwn-hw did not write.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchain, baud, core_pnr, board_build,
+def synth_cmd(bundle, board, json_path, seed, seeds, jobs, uart_format, placer, router, core_mhz, toolchain, baud, core_pnr, board_build,
               force, quiet):
     """Synthesize an export BUNDLE for a board: resources, Fmax and a bitstream where an open flow exists.
 
@@ -56,7 +64,8 @@ def synth_cmd(bundle, board, json_path, seed, placer, router, core_mhz, toolchai
 
     report = synth(bundle, board, seed=seed, toolchain=toolchain, baud=baud, core_pnr=core_pnr,
                    board_build=board_build, placer=placer, router=router,
-                   core_mhz=core_mhz, quiet=quiet, json_out=json_path, force=force)
+                   core_mhz=core_mhz, quiet=quiet, json_out=json_path, force=force, seeds=seeds, jobs=jobs,
+                   uart_format=uart_format)
     click.echo(summary_line(report))
 
 
@@ -64,6 +73,10 @@ def summary_line(r: dict) -> str:
     core = r["core"]
     fmax = lambda v: "n/a (no place-and-route)" if v is None else f"{v:.1f} MHz"  # noqa: E731
     core_fmax = fmax(core["fmax_mhz"]) if core.get("fmax_source") or r["flow"] != "open" else "not run"
+    seeds = core.get("pnr_seeds") or {}
+    if len(seeds.get("seeds", [])) > 1 and core["fmax_mhz"] is not None:
+        core_fmax = (f"{core['fmax_mhz']:.1f} MHz median of {len(seeds['seeds'])} seeds "
+                     f"({seeds['fmax_min_mhz']:.1f}-{seeds['fmax_max_mhz']:.1f})")
     latency = f"latency {r['latency_cycles']} cycles"
     portable = r.get("portable_latency_cycles")
     if portable is not None and portable != r["latency_cycles"]:
@@ -74,6 +87,13 @@ def summary_line(r: dict) -> str:
         return " ".join(parts + ["board build not run (--no-board-build)"])
     parts += [f"board build {r['luts']} LUTs, {r['ffs']} FFs ({100 * r['utilisation']['luts']:.1f} % of LUTs),"
              f" Fmax {fmax(r['fmax_mhz'])} at a {r['clock_mhz']:g} MHz clock"]
+    bseeds = r.get("pnr_seeds") or {}
+    if len(bseeds.get("seeds", [])) > 1 and r.get("fmax_mhz") is not None:
+        parts.append(f"(median of {len(bseeds['seeds'])} seeds)")
+    if r.get("uart"):
+        u = r["uart"]
+        parts.append(f"; UART {u['format']} {u['request_bytes']} B/request, {u['samples_per_s']:g} samples/s at "
+                     f"{u['baud']} baud")
     if r.get("bitstream"):
         parts.append(f"; bitstream {r['bitstream']}")
     elif r.get("vivado"):

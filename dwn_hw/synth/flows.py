@@ -222,9 +222,11 @@ ROUTERS = ("router1", "router2")
 
 def _nextpnr(tc: Toolchain, board: Board, build: Path, tag: str, freq: float, seed: int, quiet: bool,
              constraints: Path | None, counts: dict, placer: str = "heap",
-             router: str = "router1") -> tuple[dict, float]:
+             router: str = "router1", out: str | None = None) -> tuple[dict, float]:
+    """One placement of ``tag.json``; its outputs are named after ``out`` (default ``tag``)."""
     fam = board.family
-    cmd = tc.nextpnr(fam) + list(board.nextpnr) + ["--json", f"{tag}.json", "--report", f"{tag}_pnr.json",
+    src, tag = tag, out or tag
+    cmd = tc.nextpnr(fam) + list(board.nextpnr) + ["--json", f"{src}.json", "--report", f"{tag}_pnr.json",
                                                    "--timing-allow-fail", "--freq", f"{freq:g}", "--seed", str(seed),
                                                    "--placer", placer, "--router", router]
     if constraints is None and fam == "ecp5":
@@ -242,6 +244,49 @@ def _nextpnr(tc: Toolchain, board: Board, build: Path, tag: str, freq: float, se
                              f"capacity {_counts_text(board.capacity)} (log: {build / (tag + '_nextpnr.log')})") from exc
         raise
     return nextpnr_summary(json.loads((build / f"{tag}_pnr.json").read_text())), time.monotonic() - t0
+
+
+def _pnr_seeds(tc: Toolchain, board: Board, build: Path, tag: str, freq: float, seeds: list[int], quiet: bool,
+               constraints: Path | None, counts: dict, placer: str, router: str,
+               jobs: int) -> tuple[dict, float, dict]:
+    """Place and route ``tag`` once per seed, ``jobs`` at a time (threads around nextpnr processes).
+
+    Returns the summary of the median seed (by Fmax: the lower middle one of an even count; its outputs
+    are ``tag.asc``/``tag.config`` and ``tag_pnr.json``, so the bitstream is that seed's), its time, and
+    ``{"seeds", "fmax_mhz", "pnr_s", "fmax_min_mhz", "fmax_median_mhz", "fmax_max_mhz", "median_seed",
+    "jobs"}``. One seed names its outputs ``tag`` directly; more name them ``tag_s<seed>`` first.
+    """
+    import shutil
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(seeds) == 1:
+        pnr, t = _nextpnr(tc, board, build, tag, freq, seeds[0], quiet, constraints, counts, placer, router)
+        results = [(pnr, t)]
+    else:
+        def one(seed):
+            return _nextpnr(tc, board, build, tag, freq, seed, True, constraints, counts, placer, router,
+                            out=f"{tag}_s{seed}")
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(seeds)))) as pool:
+            results = list(pool.map(one, seeds))
+    fmax = [r[0]["fmax_mhz"] for r in results]
+    known = sorted((f, i) for i, f in enumerate(fmax) if f is not None)
+    pick = known[(len(known) - 1) // 2][1] if known else 0
+    if len(seeds) > 1:
+        chosen = f"{tag}_s{seeds[pick]}"
+        for suffix in ("_pnr.json", ".asc", ".config"):
+            if (build / f"{chosen}{suffix}").is_file():
+                shutil.copyfile(build / f"{chosen}{suffix}", build / f"{tag}{suffix}")
+    vals = [f for f, _ in known]
+    stats = {"seeds": list(seeds), "fmax_mhz": fmax, "pnr_s": [round(r[1], 1) for r in results],
+             "fmax_min_mhz": min(vals) if vals else None,
+             "fmax_median_mhz": statistics.median(vals) if vals else None,
+             "fmax_max_mhz": max(vals) if vals else None, "median_seed": seeds[pick],
+             "jobs": max(1, min(jobs, len(seeds)))}
+    pnr = dict(results[pick][0])
+    if len(seeds) > 1:
+        pnr["fmax_mhz"] = stats["fmax_median_mhz"]
+    return pnr, results[pick][1], stats
 
 
 def _counts_text(c: dict) -> str:
@@ -274,7 +319,9 @@ def ensure_board_files(bundle_dir: Path, board: Board, bundle: dict, baud: int, 
         known = json.loads(desc.read_text()) if desc.is_file() and (out / "board.v").is_file() else {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         known = {}
-    if not (isinstance(known, dict) and known.get("baud") == baud and known.get("core_latency") == latency):
+    fmt = (bundle.get("uart") or {}).get("format", "raw")
+    if not (isinstance(known, dict) and known.get("baud") == baud and known.get("core_latency") == latency
+            and known.get("uart_format", "raw") == fmt):
         write_board_files(bundle_dir, board.name, bundle, baud=baud, latency=latency)
     return out
 
@@ -288,7 +335,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
           baud: int = protocol.DEFAULT_BAUD, core_pnr: bool = True, board_build: bool = True,
           placer: str = "heap", router: str = "router1", core_mhz: float | None = None,
           quiet: bool = False, json_out: str | os.PathLike | None = None, force: bool = False,
-          board_pnr: bool = True) -> dict:
+          board_pnr: bool = True, seeds: int = 1, jobs: int | None = None, uart_format: str = "auto") -> dict:
     """Build a bundle for a board; return the report (also written to ``synth/<board>/report.json``).
 
     ``synth/<board>/`` holds the board's sources (written by export, or here when missing or
@@ -312,8 +359,21 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     ``board_pnr=False`` stops the board build after yosys (its resource counts and the fit check):
     no place-and-route, no bitstream, ``fmax_mhz`` None (``dwn-hw sweep`` counts LUTs this way).
 
+    ``seeds``: that many placements (seeds ``seed .. seed+seeds-1``) of the core and of the board build,
+    ``jobs`` at a time (default: the CPU count); the report's ``fmax_mhz`` is then the median, with
+    ``pnr_seeds`` (per seed Fmax and place-and-route wall time, min/median/max) beside it, and the
+    bitstream is the median seed's. ``uart_format``: ``raw`` (DWN1, the whole ``in_data`` held in the
+    wrapper), ``stream`` (DWN2: features encoded as they arrive, the ``--inputs bits`` core inside) or
+    ``auto`` (stream when the bundle allows it: :func:`dwn_hw.synth.uart_sim.resolve_format`).
+
     Raises :class:`DwnHwError` when the design does not fit the part (after writing the report).
     """
+    if not isinstance(seeds, int) or seeds < 1:
+        raise DwnHwError(f"seeds must be a positive integer, not {seeds!r}")
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise DwnHwError(f"jobs must be a positive integer, not {jobs!r}")
+    seed_list = [int(seed) + i for i in range(seeds)]
+    jobs = jobs or os.cpu_count() or 1
     if placer not in PLACERS:
         raise DwnHwError(f"placer must be one of {', '.join(PLACERS)}, not {placer!r}")
     if router not in ROUTERS:
@@ -334,7 +394,18 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     build = build_folder(bundle_dir, board.name)
     build.mkdir(parents=True, exist_ok=True)
     chosen = device_core(bundle_dir, bundle, fam, build.parent)
-    out = ensure_board_files(bundle_dir, board, bundle, baud, chosen.latency)
+    from dwn_hw.synth.uart_sim import resolve_format, stream_core
+
+    if board.max_baud and baud > board.max_baud:
+        raise DwnHwError(f"{baud} baud is above what the {board.title}'s USB-UART allows ({board.max_baud}; "
+                         f"boards/{board.name}.json max_baud)")
+    fmt = resolve_format(bundle_dir, bundle, uart_format)
+    board_bundle, board_sources, board_latency = bundle, None, chosen.latency
+    if fmt == "stream":
+        bits_file, uart = stream_core(bundle_dir, bundle, build.parent, lut_style=chosen.lut_style)
+        board_bundle = {**bundle, "uart": uart}
+        board_sources, board_latency = [bits_file], uart["latency"]
+    out = ensure_board_files(bundle_dir, board, board_bundle, baud, board_latency)
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     times: dict[str, float] = {}
     say(f"synth {bundle_dir.name} for {board.title}; core: {chosen.origin}, latency {chosen.latency} cycles")
@@ -346,7 +417,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     core.update(top=bundle["top"], rtl=chosen.origin, lut_style=chosen.lut_style, latency_cycles=chosen.latency,
                 fits=core_fits, utilisation=utilisation(core, board), fmax_mhz=None, fmax_source=None)
     report = {"board": board.name, "title": board.title, "part": board.part, "family": fam, "flow": board.flow,
-              "toolchain": toolchain, "seed": seed, "placer": placer, "router": router, "bundle": str(bundle_dir),
+              "toolchain": toolchain, "seed": seed, "seeds": seed_list, "placer": placer, "router": router, "bundle": str(bundle_dir),
               # The board build holds the same core: one latency, the built core's own.
               "latency_cycles": chosen.latency, "portable_latency_cycles": int(bundle["latency"]),
               "build_dir": str(build), "clock_mhz": board.clk_mhz, "core": core, "tools": tc.versions,
@@ -364,8 +435,8 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
         harness.write_text(harness_verilog(bundle, serial=True))
         _, times["yosys_harness"] = _yosys(tc, fam, [harness], HARNESS_TOP, build, "harness", quiet, True, core_net,
                                            bundle)
-        pnr, times["nextpnr_core"] = _nextpnr(tc, board, build, "harness", core_target, seed, quiet,
-                                              None, core, placer, router)
+        pnr, times["nextpnr_core"], core["pnr_seeds"] = _pnr_seeds(tc, board, build, "harness", core_target,
+                                                                   seed_list, quiet, None, core, placer, router, jobs)
         core["fmax_source"] = ("harness: inputs shifted in from one pin, outputs registered" if fam == "ice40"
                                else "out-of-context place-and-route of a harness: inputs shifted in from one "
                                     "port, outputs registered")
@@ -375,14 +446,23 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     if not board_build:
         report["board_build"] = False
         return finish(None)
+    inner, inner_net, inner_bundle = core, core_net, bundle
+    if fmt == "stream":  # the board holds the --inputs bits core: synthesized on its own, like the core
+        inner_bundle = {**bundle, "top": board_bundle["uart"]["core"], "in_width": board_bundle["uart"]["core_width"]}
+        bits_stat, times["yosys_core_bits"] = _yosys(tc, fam, board_sources, inner_bundle["top"], build, "core_bits",
+                                                     quiet, True)
+        inner_net = _top_only(build / "core_bits.json", inner_bundle["top"])
+        inner = cell_counts(bits_stat, fam)
+        report["board_core"] = {k: inner[k] for k in ("luts", "ffs", "carry", "bram")} | {
+            "top": inner_bundle["top"], "inputs": "bits", "latency_cycles": board_latency}
     board_stat, times["yosys_board"] = _yosys(tc, fam, [out / "board.v"], BOARD_TOP, build, "board", quiet,
-                                              board.flow == "open", core_net, bundle)
+                                              board.flow == "open", inner_net, inner_bundle)
     whole = cell_counts(board_stat, fam)
     ok, over = fits(whole, board)
     report.update({k: whole[k] for k in ("luts", "ffs", "carry", "bram", "cells")})
     report.update(fits=ok, utilisation=utilisation(whole, board), fmax_mhz=None, bitstream=None,
-                  wrapper={k: whole[k] - core[k] for k in ("luts", "ffs", "carry", "bram")},
-                  uart=_uart_figures(bundle, baud))
+                  wrapper={k: whole[k] - inner[k] for k in ("luts", "ffs", "carry", "bram")},
+                  uart=uart_figures(board_bundle, baud, board.clk_mhz * 1e6, board_latency, board.max_baud))
     if fam == "xilinx":
         report["lut_sizes"] = whole.get("lut_sizes", {})
         report["core"]["lut_sizes"] = core.get("lut_sizes", {})
@@ -392,8 +472,9 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     if not ok:
         return finish(f"the board build does not fit the {board.part}: {'; '.join(over)}")
     if board.flow == "open" and board_pnr:
-        pnr, times["nextpnr_board"] = _nextpnr(tc, board, build, "board", board.clk_mhz, seed, quiet,
-                                               out / CONSTRAINTS[fam], whole, placer, router)
+        pnr, times["nextpnr_board"], report["pnr_seeds"] = _pnr_seeds(
+            tc, board, build, "board", board.clk_mhz, seed_list, quiet, out / CONSTRAINTS[fam], whole, placer,
+            router, jobs)
         report["fmax_mhz"] = pnr["fmax_mhz"]
         report["meets_timing"] = pnr["fmax_mhz"] is not None and pnr["fmax_mhz"] >= board.clk_mhz
         report["pnr_utilisation"] = pnr["utilisation"]
@@ -410,10 +491,36 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     return finish(None)
 
 
-def _uart_figures(bundle: dict, baud: int) -> dict:
-    nbytes = 1 + protocol.payload_bytes(bundle["in_width"])  # command + payload
-    per_sample_bits = 10 * (nbytes + 1)                      # 8N1 frames, class byte back
-    return {"baud": baud, "request_bytes": nbytes, "samples_per_s": round(baud / per_sample_bits, 1)}
+def uart_figures(bundle: dict, baud: int, clk_hz: float | None = None, latency: int | None = None,
+                 max_baud: int | None = None) -> dict:
+    """Request/reply bytes and stop-and-wait samples/s (``'C'``: the class byte back) at ``baud``.
+
+    ``board_cycles``: clock cycles from a request's last stop bit to its reply's start bit, the most the
+    wrapper takes (the stream format's comparator work on the last byte, one cycle to fire, the core's
+    latency, the transmitter's start; ``cycles`` of :func:`dwn_hw.synth.uart_sim.simulate_uart` measures
+    it); at ``max_baud`` too when given.
+    """
+    uart = bundle.get("uart") or {}
+    fmt = uart.get("format", "raw")
+    if fmt == "stream":
+        nbytes = protocol.stream_request_bytes(uart["layout"])
+    else:
+        nbytes = 1 + protocol.payload_bytes(bundle["in_width"])  # command + payload
+    cycles = None
+    if clk_hz and latency is not None:
+        from dwn_hw.hdl.uart import make_wrapper
+
+        work = make_wrapper(bundle, clk_hz, baud).max_byte_work if fmt == "stream" else 0
+        cycles = work + 1 + int(latency) + 4
+    out = {"format": fmt, "baud": baud, "request_bytes": nbytes, "reply_bytes": 1, "board_cycles": cycles,
+           "samples_per_s": round(protocol.samples_per_s(nbytes, 1, baud, cycles or 0, clk_hz or 0.0), 1)}
+    if fmt == "stream":
+        out.update(used_bits=len(uart["layout"]["used"]), sent_features=len(uart["layout"]["features"]))
+    if max_baud:
+        out["max_baud"] = max_baud
+        out["samples_per_s_at_max_baud"] = round(protocol.samples_per_s(nbytes, 1, max_baud, cycles or 0,
+                                                                        clk_hz or 0.0), 1)
+    return out
 
 
 def _legacy_report(path: Path) -> bool:

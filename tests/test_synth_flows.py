@@ -52,7 +52,8 @@ def test_ice40_build_through_the_cli(tmp_path):
 
     bundle = tiny_bundle(tmp_path / "b")
     res = CliRunner().invoke(synth_cmd, [str(tmp_path / "b"), "--board", "icebreaker", "--json",
-                                         str(tmp_path / "r.json"), "--seed", "3", "-q"])
+                                         str(tmp_path / "r.json"), "--seed", "3", "-q",
+                                         "--uart-format", "raw"])
     assert res.exit_code == 0, res.output
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep == json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())

@@ -251,6 +251,17 @@ def _reply_logic(m, tx, in_valid, out_valid, out_class, out_scores, classes, sco
 _S_IDLE, _S_LOAD, _S_FIRE, _S_WAIT = range(4)
 
 
+def stream_byte_work(layout: dict) -> int:
+    """The most comparator cycles one received byte of the stream format needs (its features' used bits)."""
+    T = layout["bits_per_feature"]
+    per_feature: dict[int, int] = {}
+    for s in layout["used"]:
+        per_feature[s // T] = per_feature.get(s // T, 0) + 1
+    counts = [per_feature[f] for f in layout["features"]]
+    G = layout["per_byte"] or 1
+    return max(sum(counts[i:i + G]) for i in range(0, len(counts), G))
+
+
 class StreamUARTWrapper(wiring.Component):
     """The ``stream`` request format (``DWN2``, :mod:`dwn_hw.hdl.protocol`): encode features as they arrive.
 
@@ -275,16 +286,9 @@ class StreamUARTWrapper(wiring.Component):
         self.clk_hz, self.baud = clk_hz, baud
         self.divisor = uart_divisor(clk_hz, baud)
         self.timeout = max(int(clk_hz * timeout_s), 40 * 10 * self.divisor)
-        B, T = layout["input_bits"], layout["bits_per_feature"]
-        used = layout["used"]
-        if max(used) >= self.core_width:
-            raise DwnHwError(f"used bit {max(used)} is outside the core's in_data ({self.core_width} bits)")
-        per_feature: dict[int, int] = {}
-        for s in used:
-            per_feature[s // T] = per_feature.get(s // T, 0) + 1
-        counts = [per_feature[f] for f in layout["features"]]
-        G = layout["per_byte"] or 1
-        self.max_byte_work = max(sum(counts[i:i + G]) for i in range(0, len(counts), G))
+        if max(layout["used"]) >= self.core_width:
+            raise DwnHwError(f"used bit {max(layout['used'])} is outside the core's in_data ({self.core_width} bits)")
+        self.max_byte_work = stream_byte_work(layout)
         if self.max_byte_work + 3 > 10 * self.divisor:
             raise DwnHwError(f"a byte of the stream format needs {self.max_byte_work} comparator cycles, more than "
                              f"the {10 * self.divisor - 3} one byte time leaves at {baud} baud: use a lower --baud "

@@ -508,9 +508,9 @@ def uart_figures(bundle: dict, baud: int, clk_hz: float | None = None, latency: 
         nbytes = 1 + protocol.payload_bytes(bundle["in_width"])  # command + payload
     cycles = None
     if clk_hz and latency is not None:
-        from dwn_hw.hdl.uart import make_wrapper
+        from dwn_hw.hdl.uart import stream_byte_work
 
-        work = make_wrapper(bundle, clk_hz, baud).max_byte_work if fmt == "stream" else 0
+        work = stream_byte_work(uart["layout"]) if fmt == "stream" else 0
         cycles = work + 1 + int(latency) + 4
     out = {"format": fmt, "baud": baud, "request_bytes": nbytes, "reply_bytes": 1, "board_cycles": cycles,
            "samples_per_s": round(protocol.samples_per_s(nbytes, 1, baud, cycles or 0, clk_hz or 0.0), 1)}

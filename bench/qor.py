@@ -16,7 +16,8 @@ sits beside a LUT4 that is counted already). ``--pipeline M`` puts a register ev
 
 ``--section encoder`` measures the thermometer encoder instead (``bench/results/qor_encoder.json``):
 per family and per threshold set (the used thresholds of the committed models, the same rounded so
-that each comparison reads the top 5 bits -- ``t' = ((t + 1) >> 3 << 3) - 1`` -- and random ones),
+that each comparison reads the top 5 bits (:func:`place`: ``t + 1`` to the nearest multiple of 8; on
+MNIST this moves mnist_small from 97.87 % to 97.83 %, no retraining) -- and random ones),
 the LUTs and carry cells of
 
 * ``shared``: the per-feature shared comparators the device styles now write (:mod:`dwn_hw.hdl.encplan`),
@@ -103,6 +104,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ENCODER_MODELS = ("mnist_small", "mnist_tutorial")
 
 
+def place(t: int, B: int, qmin: int, qmax: int, k: int = 5) -> int:
+    """``t`` moved to the nearest threshold whose comparison reads the top ``k`` bits: ``t + 1 - qmin`` a
+    multiple of ``2**(B - k)``, at least one step (a threshold is not rounded into a constant)."""
+    step = 1 << max(0, B - k)
+    c = max(step, (t + 1 - qmin + step // 2) // step * step)
+    return min(qmax, c + qmin - 1)
+
+
 def encoder_sets(models=ENCODER_MODELS, seed: int = 0) -> dict:
     """{name: (features, input_bits, signed, bits)}: each model's plan sources, the same placed on a
     5-bit grid, and random thresholds (784 features x 1..3, 8 bits)."""
@@ -118,8 +127,7 @@ def encoder_sets(models=ENCODER_MODELS, seed: int = 0) -> dict:
         qmin, qmax = grid_bounds(B, signed)
         bits = plan(ir, "features").sources
         out[name] = (F, B, signed, bits)
-        step = 1 << max(0, B - 5)
-        placed = [(f, min(qmax, max(qmin - 1, ((t + 1 - qmin) // step) * step + qmin - 1))) for f, t in bits]
+        placed = [(f, place(t, B, qmin, qmax)) for f, t in bits]
         out[f"{name}_placed5"] = (F, B, signed, placed)
     rng = random.Random(seed)
     out["random_784x1-3"] = (784, 8, False, [(f, rng.randint(0, 254)) for f in range(784)

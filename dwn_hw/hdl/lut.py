@@ -115,9 +115,82 @@ def lut_verilog(name: str, out: str, inputs: list, table: int, style: str, cell:
     if style == "xilinx":
         pins = "".join(f", .I{l}({w})" for l, w in enumerate(inputs))
         return f"    LUT{n} #(.INIT({init})) {name} (.O({out}){pins});\n"
+    if style == "ecp5" and n > 4:
+        inputs, table = mux_select_order(list(inputs), table)
     if style in ("ice40", "ecp5"):
         return _lut4_tree(name, out, list(inputs), table, style)
     raise DwnHwError(f"unknown LUT style {style!r}")  # pragma: no cover - check_style guards this
+
+
+def depends(table: int, n: int, k: int) -> bool:
+    """Whether the ``n``-input ``table`` depends on its address bit ``k``."""
+    low = _LOW_MASK[n][k]
+    return (table & low) != ((table >> (1 << k)) & low)
+
+
+# _LOW_MASK[n][k]: the table bits at addresses whose bit k is 0.
+_LOW_MASK = {n: [sum(1 << a for a in range(1 << n) if not (a >> k) & 1) for k in range(n)] for n in range(1, 7)}
+
+
+def permute_table(table: int, n: int, order) -> int:
+    """The table of the same LUT with its inputs reordered: new slot ``s`` reads old slot ``order[s]``."""
+    order = tuple(order)
+    sources = _SOURCES.get(order)
+    if sources is None:
+        sources = _SOURCES[order] = [sum(((a >> s) & 1) << o for s, o in enumerate(order)) for a in range(1 << n)]
+    out = 0
+    for a, src in enumerate(sources):
+        if (table >> src) & 1:
+            out |= 1 << a
+    return out
+
+
+_SOURCES: dict = {}  # order -> the old address each new address reads
+
+
+def lut4_pins(table: int, n: int) -> int:
+    """Input pins the LUT4s of an ``n``-input LUT's Shannon tree (top ``n - 4`` bits as selects) really use:
+    for each value of the selects, the inputs its 16-bit cofactor depends on (yosys' ``opt_lut_ins``
+    disconnects the others, so they cost no routing)."""
+    if n <= 4:
+        return sum(depends(table, n, k) for k in range(n))
+    return sum(depends((table >> (16 * i)) & 0xFFFF, 4, k) for i in range(1 << (n - 4)) for k in range(4))
+
+
+def mux_select_order(inputs: list, table: int) -> tuple[list, int]:
+    """The ECP5 order of a 5- or 6-input LUT's inputs: which of them drive the ``PFUMX``/``L6MUX21``
+    selects (the last ``n - 4`` slots) and which the four (or two) ``LUT4`` (the first four).
+
+    Each select pin is one routed arc whatever its input, but every input of the LUT4s is an arc per
+    LUT4 that depends on it: the selects are the inputs whose cofactors leave the LUT4s the fewest
+    inputs (:func:`lut4_pins`). Ties keep the given order (a table that no choice improves is written as
+    before); the chosen inputs keep their relative order within the selects and within the LUT4s.
+    Returns ``(inputs, table)`` reordered together, the same function of the same signals.
+    """
+    n = len(inputs)
+    if n <= 4:
+        return inputs, table
+    best, best_cost = None, lut4_pins(table, n)
+    for order in _SELECT_ORDERS[n]:
+        cost = lut4_pins(permute_table(table, n, order), n)
+        if cost < best_cost:
+            best, best_cost = order, cost
+    if best is None:
+        return inputs, table
+    return [inputs[o] for o in best], permute_table(table, n, best)
+
+
+def _select_orders(n: int) -> list:
+    from itertools import combinations
+    out = []
+    for sel in combinations(range(n), n - 4):
+        order = [k for k in range(n) if k not in sel] + list(sel)
+        if order != list(range(n)):
+            out.append(tuple(order))
+    return out
+
+
+_SELECT_ORDERS = {n: _select_orders(n) for n in (5, 6)}
 
 
 def _lut4(name: str, out: str, inputs: list, table: int, style: str) -> str:

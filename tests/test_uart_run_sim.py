@@ -29,8 +29,9 @@ def test_all_vectors_by_default_quietly_and_a_fast_rerun(bundle):
     res = CliRunner().invoke(run_cmd, ["--port", "sim", "--bundle", str(bundle), "--uart-format", "raw"])
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
-    # One progress line and the result; no compiler or simulator log.
-    assert len(lines) == 3, res.output
+    # One progress line and the result (matches, the core simulated, the link); no compiler or simulator log.
+    assert len(lines) == 4, res.output
+    assert lines[2] == "core: rtl/dwn_top.v (portable; no board) with no vendor cells", res.output
     assert f"on {N_VECTORS} of the bundle's {N_VECTORS} vectors" in lines[0]
     assert f"{N_VECTORS}/{N_VECTORS} vectors matched" in lines[1]
     work = bundle / "build" / "run-sim"

@@ -106,10 +106,16 @@ def test_a_core_that_does_not_fit_is_refused_with_numbers(tmp_path, monkeypatch)
     real = load_board("icebreaker")
     real.capacity = dict(real.capacity, luts=20)
     monkeypatch.setattr(flows, "load_board", lambda name: real)
+    # the raw wrapper holds the features core itself: a core that does not fit stops the build
     with pytest.raises(DwnHwError, match=r"core does not fit the iCE40UP5K-SG48: \d+ luts > 20"):
-        flows.synth(tmp_path / "b", "icebreaker", quiet=True)
+        flows.synth(tmp_path / "b", "icebreaker", quiet=True, uart_format="raw")
     rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
     assert rep["fits"] is False and rep["fmax_mhz"] is None and rep["core"]["luts"] > 20
+    # behind the stream wrapper the board holds the bits core: the board build is what must fit
+    with pytest.raises(DwnHwError, match=r"board build does not fit the iCE40UP5K-SG48: \d+ luts > 20"):
+        flows.synth(tmp_path / "b", "icebreaker", quiet=True, uart_format="stream", force=True)
+    rep = json.loads((tmp_path / "b" / "synth" / "icebreaker" / "report.json").read_text())
+    assert rep["fits"] is False and "bits core" in rep["core"]["note"] and rep["luts"] > 20
 
 
 def test_system_toolchain_refuses_old_tools(tmp_path, monkeypatch):

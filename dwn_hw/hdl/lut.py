@@ -193,7 +193,7 @@ def _select_orders(n: int) -> list:
 _SELECT_ORDERS = {n: _select_orders(n) for n in (5, 6)}
 
 
-def _lut4(name: str, out: str, inputs: list, table: int, style: str) -> str:
+def lut4_cell(name: str, out: str, inputs: list, table: int, style: str) -> str:
     """One 4-input primitive of ``inputs`` (≤ 4; slot 0 = LSB of the address)."""
     n = len(inputs)
     # Unused inputs are tied low; repeating the table makes them don't-cares anyway.
@@ -216,7 +216,7 @@ _ICE40_MUX = sum(1 << a for a in range(8) if (a >> ((a >> 2) & 1)) & 1)
 def _mux2(name: str, out: str, lo: str, hi: str, sel: str, style: str, level: int) -> str:
     """``out = sel ? hi : lo``: PFUMX / L6MUX21 on ECP5 (by ``level``), an SB_LUT4 on iCE40."""
     if style == "ice40":
-        return _lut4(name, out, [lo, hi, sel], _ICE40_MUX, style)
+        return lut4_cell(name, out, [lo, hi, sel], _ICE40_MUX, style)
     if level == 5:
         return f"    PFUMX {name} (.ALUT({hi}), .BLUT({lo}), .C0({sel}), .Z({out}));\n"
     return f"    L6MUX21 {name} (.D0({lo}), .D1({hi}), .SD({sel}), .Z({out}));\n"
@@ -230,11 +230,11 @@ def _lut4_tree(name: str, out: str, inputs: list, table: int, style: str) -> str
     """
     n = len(inputs)
     if n <= 4:
-        return _lut4(name, out, inputs, table, style)
+        return lut4_cell(name, out, inputs, table, style)
     parts = 1 << (n - 4)
     mask = (1 << 16) - 1
     lines = [f"    wire " + ", ".join(f"{name}_t{i}" for i in range(parts)) + ";\n"]
-    lines += [_lut4(f"{name}_l{i}", f"{name}_t{i}", inputs[:4], (table >> (16 * i)) & mask, style)
+    lines += [lut4_cell(f"{name}_l{i}", f"{name}_t{i}", inputs[:4], (table >> (16 * i)) & mask, style)
               for i in range(parts)]
     if n == 5:
         lines.append(_mux2(f"{name}_x", out, f"{name}_t0", f"{name}_t1", inputs[4], style, 5))

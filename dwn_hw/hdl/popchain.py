@@ -197,7 +197,7 @@ def _xilinx_cell(name, kind, ins, outs):
 
 def _lut4(family, name, out, ins, table):
     """A 4-input LUT primitive (``ins`` ≤ 4, slot 0 the address LSB), unused inputs tied low."""
-    from dwn_hw.hdl.lut import _lut4 as lut4
+    from dwn_hw.hdl.lut import lut4_cell as lut4
     return lut4(name, out, list(ins), table, family)
 
 

@@ -109,7 +109,7 @@ def core_latency(bundle_info: dict, family: str) -> int:
     return int(bundle_info["latency"])
 
 
-def _grid_fields(bundle_info: dict) -> dict:
+def grid_fields(bundle_info: dict) -> dict:
     """``bundle_info`` with the input grid's ``qmin``/``qmax``, which bundles before they were recorded lack."""
     if "qmin" in bundle_info and "qmax" in bundle_info:
         return bundle_info
@@ -162,7 +162,7 @@ def write_board_files(bundle_dir: str | os.PathLike, board_name: str, bundle_inf
     if latency is None:
         latency = core_latency(bundle_info, board.family)
     # The README states the latency of the core this board build holds, not the portable one's.
-    bundle_info = {**_grid_fields(bundle_info), "latency": int(latency)}
+    bundle_info = {**grid_fields(bundle_info), "latency": int(latency)}
     files: dict[str, str] = {"board.v": board_verilog(bundle_info, board.clk_mhz * 1e6, baud, BOARD_TOP)}
     uart = bundle_info.get("uart") or {"format": "raw"}
     ctx = {"latency": int(latency), "board": board, "top": BOARD_TOP, "core": core, "bundle": bundle_info, "baud": baud,

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -26,9 +25,10 @@ from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.hdl import protocol
 from dwn_hw.synth.boards import BOARD_TOP, CONSTRAINTS, Board, load_board, write_board_files
+# Core and device_core are read from here too (tests, callers of the flow): the core is decided in cores.py.
+from dwn_hw.synth.cores import Core, core_sources, device_core, resolve_format, stream_core  # noqa: F401
 from dwn_hw.synth.parse import cell_counts, nextpnr_summary, stat_design
 from dwn_hw.synth.toolchain import Toolchain, ToolFailed, run_tool
-from dwn_hw.synth.uart_sim import core_sources
 
 # The one folder of tool outputs in a bundle (its Makefile's `make clean` removes it).
 BUILD = "build"
@@ -80,80 +80,6 @@ module {HARNESS_TOP}({ports});
 {out}
 endmodule
 """
-
-
-@dataclass(frozen=True)
-class Core:
-    """The core a family's flow synthesizes: its Verilog, where it came from, its LUT style and latency.
-
-    ``latency`` is this core's own (device styles may build deeper popcount trees than the
-    portable core of ``rtl/``), and it is what every report of the build states.
-    """
-
-    sources: list
-    origin: str
-    lut_style: str
-    latency: int
-
-
-def device_core(bundle_dir: Path, bundle: dict, family: str, cache: Path) -> Core:
-    """The core's Verilog for a family's flow, where it came from, and its latency.
-
-    Yosys maps the portable ``mux`` LUTs with ABC (about 14 minutes for the MNIST shape on ECP5);
-    the family's LUT primitives leave it nothing to map in the LUT layers, counters and encoder.
-    In order: the bundle's own ``rtl_device`` core for the family (its latency as ``bundle.json``
-    records it), the bundle's ``rtl/`` when it was exported in that style already (the bundle's
-    latency), the core regenerated from the bundle's ``dwn.ir.json`` with the family's style
-    (cached in ``cache``; the generator's latency for that style; its ports must match the
-    bundle's), and last the portable ``rtl/`` (the bundle's latency).
-    """
-    from dwn_hw.bundle import device_core as listed_core
-    from dwn_hw.hdl.lut import DEVICE_STYLES
-
-    style = DEVICE_STYLES.get(family)
-    portable = bundle.get("lut_style") or "mux"
-    listed = listed_core(bundle, family)
-    if listed and listed["latency"] is not None and (bundle_dir / listed["rtl"]).is_file():
-        listed_style = listed["lut_style"] or style
-        return Core([bundle_dir / listed["rtl"]], f"bundle {listed['rtl']} ({listed_style} primitives)",
-                    listed_style, int(listed["latency"]))
-    if style is None or portable == style:
-        return Core(core_sources(bundle_dir), f"bundle rtl/ ({portable} LUTs)", portable, int(bundle["latency"]))
-    ir_path = bundle_dir / "dwn.ir.json"
-    if not ir_path.is_file() or "pipeline" not in bundle or "inputs" not in bundle:
-        if listed and not (bundle_dir / listed["rtl"]).is_file():
-            raise DwnHwError(f"{bundle_dir / listed['rtl']} (bundle.json's core for {family}) is missing and the "
-                             f"bundle has no dwn.ir.json to build it from: export the bundle again")
-        # An old bundle's device core without a recorded latency cannot be reported truthfully:
-        # the portable core's latency is known.
-        return Core(core_sources(bundle_dir), f"bundle rtl/ ({portable} LUTs; no dwn.ir.json to build "
-                    f"{style} primitives from)", portable, int(bundle["latency"]))
-    import dwn_hw
-
-    out = cache / f"core_{style}.v"
-    key = cache / f"core_{style}.key"
-    stamp = [ir_path.stat().st_mtime_ns, ir_path.stat().st_size, bundle["top"], bundle["inputs"],
-             bundle["pipeline"], style, dwn_hw.__version__]
-    try:
-        known = json.loads(key.read_text()) if key.is_file() and out.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        known = None
-    if not (isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("latency"), int)):
-        from dwn_hw import ir as irmod
-        from dwn_hw.hdl import build_top
-
-        # name = the bundle's whole top (prefix included): every module name comes out as in rtl/.
-        text, info = build_top(irmod.load(ir_path), inputs=bundle["inputs"], pipeline=bundle["pipeline"],
-                               name=bundle["top"], lut_style=style)
-        # The ports must be the bundle's; the latency is this style's own.
-        for field in ("in_width", "classes", "score_width"):
-            if int(info[field]) != int(bundle[field]):
-                raise DwnHwError(f"{ir_path} does not match {bundle_dir / 'bundle.json'}: the regenerated core has "
-                                 f"{field} {info[field]}, the bundle {bundle[field]} (export the bundle again)")
-        atomic_write_text(out, text)
-        known = {"stamp": stamp, "latency": int(info["latency"])}
-        atomic_write_text(key, json.dumps(known) + "\n")
-    return Core([out], f"generated from dwn.ir.json ({style} primitives)", style, known["latency"])
 
 
 def _yosys(tc: Toolchain, family: str, sources: list[Path], top: str, build: Path, tag: str, quiet: bool,
@@ -364,7 +290,7 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     ``pnr_seeds`` (per seed Fmax and place-and-route wall time, min/median/max) beside it, and the
     bitstream is the median seed's. ``uart_format``: ``raw`` (DWN1, the whole ``in_data`` held in the
     wrapper), ``stream`` (DWN2: features encoded as they arrive, the ``--inputs bits`` core inside) or
-    ``auto`` (stream when the bundle allows it: :func:`dwn_hw.synth.uart_sim.resolve_format`).
+    ``auto`` (stream when the bundle allows it: :func:`dwn_hw.synth.cores.resolve_format`).
 
     Raises :class:`DwnHwError` when the design does not fit the part (after writing the report).
     """
@@ -394,8 +320,6 @@ def synth(bundle_dir: str | os.PathLike, board_name: str, *, seed: int = 1, tool
     build = build_folder(bundle_dir, board.name)
     build.mkdir(parents=True, exist_ok=True)
     chosen = device_core(bundle_dir, bundle, fam, build.parent)
-    from dwn_hw.synth.uart_sim import resolve_format, stream_core
-
     if board.max_baud and baud > board.max_baud:
         raise DwnHwError(f"{baud} baud is above what the {board.title}'s USB-UART allows ({board.max_baud}; "
                          f"boards/{board.name}.json max_baud)")

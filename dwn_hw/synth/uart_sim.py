@@ -23,18 +23,13 @@ from dwn_hw.bundle import read_bundle
 from dwn_hw.errors import DwnHwError
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.hdl import protocol
+from dwn_hw.synth.cores import core_sources, device_core, resolve_format, stream_core
 
 TOP = "dwn_uart"
 BUILD_ARGS = ["-O2"]
 STAMP = "built_from.json"
 LOG_LINES = 20  # lines of a failed build's log shown with the error
 
-
-def core_sources(bundle_dir: str | os.PathLike) -> list[Path]:
-    rtl = sorted((Path(bundle_dir) / "rtl").glob("*.v"))
-    if not rtl:
-        raise DwnHwError(f"{Path(bundle_dir) / 'rtl'} holds no Verilog (.v) file: export the bundle again")
-    return rtl
 
 
 def load_vectors(bundle_dir: str | os.PathLike) -> dict:
@@ -62,56 +57,6 @@ def load_npz(path: Path, required: tuple[str, ...] = ("inputs",)) -> dict:
     return arrays
 
 
-def resolve_format(bundle_dir: str | os.PathLike, bundle: dict, fmt: str = "auto") -> str:
-    """``raw`` or ``stream``: ``auto`` is ``stream`` when the bundle's core takes features through a
-    thermometer encoder and the bundle has its ``dwn.ir.json`` (the stream board needs the IR), else ``raw``."""
-    if fmt not in ("auto", *protocol.FORMATS):
-        raise DwnHwError(f"UART format must be auto, raw or stream, not {fmt!r}")
-    can = bundle.get("inputs", "features") == "features" and (Path(bundle_dir) / "dwn.ir.json").is_file()
-    if fmt == "stream" and not can:
-        raise DwnHwError("the stream UART format needs a bundle with --inputs features and its dwn.ir.json; "
-                         "use --uart-format raw")
-    if fmt == "auto":
-        fmt = "stream" if can else "raw"
-    return fmt
-
-
-def stream_core(bundle_dir: str | os.PathLike, bundle: dict, cache: str | os.PathLike,
-                lut_style: str = "mux") -> tuple[Path, dict]:
-    """The ``--inputs bits`` core a ``stream`` board holds, and the wrapper settings (``bundle["uart"]``).
-
-    Built from the bundle's ``dwn.ir.json`` with the bundle's pipeline, named ``<top>_bits``, written to
-    ``cache/core_bits_<style>.v`` (rebuilt when the IR or the settings change). Returns the file and
-    ``{"format": "stream", "layout": ..., "core": name, "core_width": W, "latency": L}``.
-    """
-    import dwn_hw
-    from dwn_hw import ir as irmod
-    from dwn_hw.hdl import build_top
-
-    ir_path = Path(bundle_dir) / "dwn.ir.json"
-    ir = irmod.load(ir_path)
-    layout = protocol.stream_layout(ir)
-    name = f"{bundle['top']}_bits"
-    cache = Path(cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    out, key = cache / f"core_bits_{lut_style}.v", cache / f"core_bits_{lut_style}.key"
-    stamp = [hashlib.sha256(ir_path.read_bytes()).hexdigest(), name, bundle.get("pipeline", "balanced"),
-             lut_style, dwn_hw.__version__]
-    try:
-        known = json.loads(key.read_text()) if key.is_file() and out.is_file() else None
-    except (OSError, json.JSONDecodeError):
-        known = None
-    if not (isinstance(known, dict) and known.get("stamp") == stamp):
-        text, info = build_top(ir, inputs="bits", pipeline=bundle.get("pipeline", "balanced"), name=name,
-                               lut_style=lut_style)
-        for field in ("classes", "score_width"):
-            if int(info[field]) != int(bundle[field]):
-                raise DwnHwError(f"{ir_path} does not match bundle.json: {field} {info[field]} vs {bundle[field]}")
-        atomic_write_text(out, text)
-        known = {"stamp": stamp, "latency": int(info["latency"]), "in_width": int(info["in_width"])}
-        atomic_write_text(key, json.dumps(known) + "\n")
-    return out, {"format": "stream", "layout": layout, "core": name, "core_width": known["in_width"],
-                 "latency": known["latency"]}
 
 
 def _stamp(sources: list[Path], args: list[str]) -> dict:
@@ -165,7 +110,7 @@ def board_design(bundle_dir: str | os.PathLike, bundle: dict, board_name: str, b
                  cache: str | os.PathLike, clocks_per_bit: int | None = None) -> dict:
     """What ``dwn-hw synth BUNDLE --board NAME --baud BAUD`` builds, for the simulator.
 
-    The same core (:func:`dwn_hw.synth.flows.device_core`; for ``stream``, the ``--inputs bits`` core in
+    The same core (:func:`dwn_hw.synth.cores.device_core`; for ``stream``, the ``--inputs bits`` core in
     the family's LUT style, :func:`stream_core`), the same board top (``board_verilog`` at the board's
     clock and ``baud``, as :func:`dwn_hw.synth.boards.write_board_files` writes it) and the primitives'
     models from yosys' share folder (:mod:`dwn_hw.synth.cellmodels`). ``clocks_per_bit``: a divisor
@@ -175,8 +120,7 @@ def board_design(bundle_dir: str | os.PathLike, bundle: dict, board_name: str, b
     """
     from dwn_hw.hdl.uart import board_verilog, uart_divisor
     from dwn_hw.synth import cellmodels
-    from dwn_hw.synth.boards import _grid_fields, load_board
-    from dwn_hw.synth.flows import device_core
+    from dwn_hw.synth.boards import grid_fields, load_board
 
     board = load_board(board_name)
     bundle_dir, cache = Path(bundle_dir).resolve(), Path(cache)
@@ -190,7 +134,7 @@ def board_design(bundle_dir: str | os.PathLike, bundle: dict, board_name: str, b
     if fmt == "stream":
         bits_file, uart = stream_core(bundle_dir, bundle, cache, lut_style=chosen.lut_style)
         board_bundle, latency, sources = {**bundle, "uart": uart}, uart["latency"], [bits_file]
-    board_v = board_verilog({**_grid_fields(board_bundle), "latency": int(latency)}, clk_hz, baud, "dwn_board")
+    board_v = board_verilog({**grid_fields(board_bundle), "latency": int(latency)}, clk_hz, baud, "dwn_board")
     models_text, taken = cellmodels.models_for(chosen.lut_style, sources)
 
     core = _shown(sources, bundle_dir)

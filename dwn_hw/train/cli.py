@@ -67,6 +67,10 @@ def _int_list(name: str, text: str) -> list[int]:
               "bits it uses most (one comparator each in hardware).")
 @click.option("--cap-warmup", type=click.IntRange(min=0), default=_D.cap_warmup, show_default=True,
               help="Epochs before --max-input-bits applies (0 with --init-from: at once).")
+@click.option("--keep-best", is_flag=True,
+              help="Also keep the checkpoint of the epoch with the highest validation accuracy so far in "
+              "OUTPUT's name with .best (model.pt -> model.best.pt); needs --val-split. Freeze that file to "
+              "select on validation, never on the test set.")
 @click.option("-o", "--output", default="model.pt", show_default=True, type=click.Path(dir_okay=False),
               help="Checkpoint written after every epoch.")
 @click.option("--metrics-json", type=click.Path(dir_okay=False), default=None,
@@ -80,7 +84,7 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.pass_context
 def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_size, lr, lr_step, gamma, seed,
           shift, device, val_split, input_bits, label_column, csv_header, init_from, init_encoder, threshold_bits,
-          max_input_bits, cap_warmup, output, metrics_json, resume, force, threads,
+          max_input_bits, cap_warmup, keep_best, output, metrics_json, resume, force, threads,
           quiet):
     """Train a DWN and write a self-contained checkpoint (thresholds, grid, weights, training state).
 
@@ -96,7 +100,7 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
                       lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split,
                       input_bits=input_bits, init_from=init_from, init_encoder=init_encoder,
                       threshold_bits=threshold_bits, max_input_bits=max_input_bits, cap_warmup=cap_warmup,
-                      csv_label_column=label_column, csv_header=csv_header)
+                      csv_label_column=label_column, csv_header=csv_header, keep_best=keep_best)
     epochs_override = None
     if resume:
         # a resumed run keeps its recorded options; only --epochs may extend it
@@ -104,7 +108,7 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
         given = [p for p in ("dataset", "encoder", "bits", "layers", "n", "mapping", "tau", "batch_size", "lr",
                              "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column",
                              "csv_header", "init_from", "init_encoder", "threshold_bits", "max_input_bits",
-                             "cap_warmup")
+                             "cap_warmup", "keep_best")
                  if ctx.get_parameter_source(p) == src.COMMANDLINE]
         if given:
             raise DwnHwError(f"--resume continues with the recorded options; drop {', '.join('--' + g.replace('_', '-') for g in given)}")

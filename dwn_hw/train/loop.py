@@ -17,6 +17,7 @@ import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -65,6 +66,7 @@ class TrainConfig:
     threshold_bits: int | None = None  # each comparison reads only the top K bits of the input
     max_input_bits: int | None = None  # the first layer's learnable mapping reads at most M encoder bits
     cap_warmup: int = 1               # epochs before the cap is applied
+    keep_best: bool = False           # also keep the checkpoint of the best validation epoch (best_path)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -88,6 +90,14 @@ class TrainConfig:
         if self.input_bits is not None and not 1 <= self.input_bits <= 32:
             raise DwnHwError(f"--input-bits must be in 1..32, not {show(self.input_bits)}")
         hardware.check_options(self)
+        if self.keep_best and not self.val_split:
+            raise DwnHwError("--keep-best picks the epoch by validation accuracy: it needs --val-split above 0")
+
+
+def best_path(output) -> Path:
+    """Where ``--keep-best`` keeps the best validation epoch's checkpoint: ``model.pt`` -> ``model.best.pt``."""
+    p = Path(output)
+    return p.with_name(p.stem + ".best" + (p.suffix or ".pt"))
 
 
 # ----------------------------------------------------------------------------- processes
@@ -348,6 +358,9 @@ def _options(cfg, output, resume, force, epochs_override, d, log) -> tuple[Train
             cfg.epochs = int(epochs_override)
     elif os.path.exists(output) and not force:
         raise DwnHwError(f"{output} already exists; pass --resume to continue it or --force to overwrite it")
+    elif cfg.keep_best and best_path(output).exists() and not force:
+        raise DwnHwError(f"{best_path(output)} already exists (the best epoch of an earlier run); pass --force to "
+                         "overwrite it")
     elif resume and d.main:
         log(f"note: {output} does not exist yet; starting a new run")
     cfg.check()
@@ -502,12 +515,21 @@ def _end_epoch(r: _State, t: _Tensors, ds, entry, train_seconds, progress, log, 
     entry["test_accuracy"] = accuracy(r.model, r.encoder, t.x_test, t.y_test)
     r.history.append(entry)
     metrics = _metrics(cfg, ds, r.arch, r.history, train_seconds, r.d, r.dev)
-    ckpt.save_record(_record(cfg, ds, r.encoder, r.arch, r.model, r.optimizer, r.scheduler, r.shuffle,
-                             entry["epoch"], r.history, metrics, r.hw), r.output)
+    record = _record(cfg, ds, r.encoder, r.arch, r.model, r.optimizer, r.scheduler, r.shuffle,
+                     entry["epoch"], r.history, metrics, r.hw)
+    ckpt.save_record(record, r.output)
     if progress:
         log(f"epoch {entry['epoch']}/{cfg.epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
             + (f"  val {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else "")
             + f"  test {entry['test_accuracy']:.4f}  ({entry['seconds']:.1f} s)")
+    if cfg.keep_best and entry.get("val_accuracy") is not None:
+        earlier = [h["val_accuracy"] for h in r.history[:-1] if h.get("val_accuracy") is not None]
+        if not earlier or entry["val_accuracy"] > max(earlier):  # a tie keeps the earlier epoch
+            record["selected"] = {"epoch": entry["epoch"], "val_accuracy": entry["val_accuracy"],
+                                  "rule": "highest validation accuracy so far (ties: the earlier epoch)"}
+            ckpt.save_record(record, best_path(r.output))
+            if progress:
+                log(f"  best validation accuracy so far: kept epoch {entry['epoch']} in {best_path(r.output)}")
     if on_epoch is not None:
         on_epoch(dict(entry))
     return metrics
@@ -525,7 +547,14 @@ def _finish(output, metrics, metrics_json, t_start, log) -> None:
 
 def _metrics(cfg, ds, arch, history, train_seconds, d, dev) -> dict:
     last = history[-1]
-    return {"test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
+    best = {}
+    if cfg.keep_best:
+        vals = [(h["val_accuracy"], -h["epoch"], h) for h in history if h.get("val_accuracy") is not None]
+        if vals:
+            top = max(vals, key=lambda v: (v[0], v[1]))[2]
+            best = {"best_epoch": top["epoch"], "best_val_accuracy": top["val_accuracy"],
+                    "best_test_accuracy": top["test_accuracy"]}
+    return {**best, "test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
             "val_accuracy": last.get("val_accuracy"), "loss": last["loss"], "epochs": last["epoch"],
             "train_seconds": train_seconds, "dataset": cfg.dataset, "luts": arch_mod.lut_count(arch),
             "n_train": int(len(ds.y_train)), "n_test": int(len(ds.y_test)), "processes": d.world,

@@ -21,7 +21,8 @@ For each shape (MNIST: 784 features x 3 thermometer bits -> 2000 -> 1000 LUTs, n
    tests/test_hdl_sim.py and the device proofs) against dwn2rtl's expected classes on dwn2rtl's own top
    vectors, and dwn2rtl's Verilog against the same vectors with ``dwn2rtl.verify`` (Verilator),
 5. synthesizes both with ONE script, ``synth_xilinx -flatten -abc9`` then ``stat -json`` (LUT1..LUT6 with a
-   ``LUT6_2`` counted once, CARRY4, FFs; INV, MUXF7, MUXF8 listed apart), and prints the ratio ours / theirs beside the goals (<= 0.8 MNIST, <= 0.85 small).
+   ``LUT6_2`` counted once, CARRY4, FFs; INV, MUXF7, MUXF8 listed apart), and prints the ratio ours / theirs
+   beside the goals (<= 0.8 MNIST, <= 0.85 small).
 
 The shapes run are merged into ``--out`` (the other shapes' rows there are kept). ``--keep DIR`` keeps both
 designs (``DIR/<shape>/ours``, ``DIR/<shape>/theirs``). ``--reuse-theirs`` takes dwn2rtl's synthesis counts

@@ -38,6 +38,8 @@ from dwn_hw.sweep.space import validate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "frontier.json"
 MODELS = ROOT / "models"
+PUBLISHED = ROOT / "docs" / "studies" / "published.json"
+PLOT = ROOT / "docs" / "frontier.png"
 
 
 def _cli(*args: str) -> str:
@@ -82,15 +84,119 @@ def spread(values: list[float]) -> dict:
             "min": min(values), "max": max(values), "n": len(values)}
 
 
+def plot(results: dict, published: list, path: Path) -> None:
+    """Accuracy against LUTs: our committed models (seed spread as a bar) and the published points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    models = sorted(results["models"].values(), key=lambda m: m["luts"])
+    xs = [m["luts"] for m in models]
+    ax.plot(xs, [100 * next(r["test_accuracy"] for r in m["runs"] if r.get("committed")) for m in models], "o-",
+            color="C0", label="dwn-hw, committed models (yosys synth_xilinx, xc7a35t, with encoder)")
+    for m in models:
+        t = m["test_accuracy"]
+        ax.errorbar([m["luts"]], [100 * t["mean"]], yerr=[[100 * (t["mean"] - t["min"])], [100 * (t["max"] - t["mean"])]],
+                    fmt="_", color="C0", alpha=0.6, capsize=4)
+    ax.plot([], [], "_", color="C0", alpha=0.6, label=f"dwn-hw, mean and range over {models[0]['test_accuracy']['n']} seeds"
+            if models else "")
+    styles = {}
+    for p in published:
+        key = p["label"]
+        marker = styles.setdefault(key, ("s", "C1") if "with encoder" in key else ("^", "C2"))
+        ax.scatter([p["luts"]], [100 * p["accuracy"]], marker=marker[0], color=marker[1], s=40,
+                   label=key if key not in ax.get_legend_handles_labels()[1] else None, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("LUTs (see each label for tool, part and what is counted)")
+    ax.set_ylabel("MNIST test accuracy (%)")
+    ax.set_title("MNIST: accuracy against LUTs")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.text(0.01, 0.01, "yosys counts encoders at about half of Vivado (dwn2rtl's calibration): "
+             "the published points are Vivado figures", fontsize=6)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def synth_core(ir_path: Path, work: Path) -> dict:
+    """yosys synth_xilinx of the Arty A7 core with the encoder (as the sweep counts it): the report's core."""
+    bundle, report = work / "bundle_arty", work / "synth_arty.json"
+    if not report.exists():
+        _cli("export", str(ir_path), "-o", str(bundle), "--board", "arty_a7", "--force")
+        _cli("synth", str(bundle), "--board", "arty_a7", "--no-board-build", "--json", str(report), "--force")
+    rep = json.loads(report.read_text())
+    return {**rep["core"], "part": rep.get("part")}
+
+
+def add_by_hand(a) -> int:
+    """``--add NAME --runs A,B,C``: a model trained with ``dwn-hw train --keep-best``, over seeds."""
+    import torch
+
+    name, paths = a.add, [Path(p) for p in (a.runs or "").split(",") if p]
+    if len(paths) < 1:
+        raise SystemExit("error: --add needs --runs")
+    runs = []
+    for i, ck in enumerate(paths):
+        rec = torch.load(ck, map_location="cpu", weights_only=True)
+        sel = rec.get("selected") or {}
+        ir_path = ck.with_suffix(".ir.json")
+        if not ir_path.exists():
+            _cli("freeze", str(ck), "-o", str(ir_path))
+        runs.append({"seed": int(rec["seed"]), "checkpoint": ck.name, "selected_epoch": sel.get("epoch"),
+                     "epochs": rec["options"]["epochs"], "val_accuracy": sel.get("val_accuracy"),
+                     "test_accuracy": ir_test_accuracy(ir_path, "mnist"), "committed": i == 0})
+        print(f"  {ck}: seed {runs[-1]['seed']}, epoch {sel.get('epoch')} (best validation "
+              f"{sel.get('val_accuracy')}), IR test {runs[-1]['test_accuracy']:.4f}", flush=True)
+    first_ir = paths[0].with_suffix(".ir.json")
+    core = synth_core(first_ir, paths[0].parent)
+    if not a.no_copy:
+        atomic_write_text(MODELS / f"{name}.ir.json", first_ir.read_text())
+    opts = torch.load(paths[0], map_location="cpu", weights_only=True)["options"]
+    entry = {
+        "ir": f"models/{name}.ir.json", "by_hand": a.note or "dwn-hw train --keep-best, one run per seed",
+        "options": {k: opts[k] for k in ("layers", "n", "bits", "encoder", "tau", "lr", "lr_step", "epochs",
+                                          "batch_size", "threshold_bits", "val_split", "shift")},
+        "luts": core["luts"], "ffs": core.get("ffs"), "carry": core.get("carry"),
+        "tool": "yosys synth_xilinx (dwn-hw synth --board arty_a7 --no-board-build)", "part": core.get("part"),
+        "accounting": "core with encoder", "runs": runs,
+        "test_accuracy": spread([r["test_accuracy"] for r in runs]),
+        "val_accuracy": spread([r["val_accuracy"] for r in runs if r["val_accuracy"] is not None]),
+    }
+    results = _update(a.results, name, entry)
+    if a.results == RESULTS:
+        plot(results, json.loads(PUBLISHED.read_text()), PLOT)
+    print(f"{name}: {core['luts']} LUTs; test {entry['test_accuracy']}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--study", required=True, type=Path)
-    ap.add_argument("--pick", required=True, help="NUMBER=NAME,... : trials of the study to commit as models/NAME")
+    ap.add_argument("--study", type=Path)
+    ap.add_argument("--pick", help="NUMBER=NAME,... : trials of the study to commit as models/NAME")
+    ap.add_argument("--add", metavar="NAME", help="commit a model trained by hand instead: --runs are its seeds' "
+                    "checkpoints (each the --keep-best file of one seed), the first is committed")
+    ap.add_argument("--runs", help="with --add: comma-separated checkpoints")
+    ap.add_argument("--note", default="", help="with --add: how the model was trained")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "frontier")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-copy", action="store_true", help="do not copy the IRs into models/")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="results JSON to update [default: %(default)s]")
+    ap.add_argument("--plot-only", action="store_true", help=f"only redraw {PLOT.relative_to(ROOT)} from "
+                    f"{RESULTS.relative_to(ROOT)}")
     a = ap.parse_args(argv)
+    if a.plot_only:
+        plot(json.loads(a.results.read_text()), json.loads(PUBLISHED.read_text()), PLOT)
+        return 0
+    if a.add:
+        return add_by_hand(a)
+    if not (a.study and a.pick):
+        ap.error("give --study and --pick (or --add with --runs, or --plot-only)")
 
     pareto = json.loads((a.study / "pareto.json").read_text())
     settings = pareto  # the study's settings are top-level keys of pareto.json
@@ -103,7 +209,7 @@ def main(argv=None) -> int:
     on_front = {int(t["number"]) for t in pareto.get("front", [])}
     seeds = [int(x) for x in a.seeds.split(",") if x.strip()]
 
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"models": {}}
+    results = _read(a.results)
     results["how"] = ("scripts/frontier.py: each model is a Pareto trial of the study (chosen on validation "
                       "accuracy), retrained with further seeds; LUTs are the trial's yosys synth_xilinx count of "
                       "the Arty A7 (xc7a35t) core with the encoder; accuracy is the IR on the MNIST test set")
@@ -136,7 +242,7 @@ def main(argv=None) -> int:
             print(f"  seed {seed}: val {runs[-1]['val_accuracy']:.4f} test {runs[-1]['test_accuracy']:.4f}",
                   flush=True)
         core = synth["core"] if "core" in synth else synth
-        results["models"][name] = {
+        entry = {
             "ir": f"models/{name}.ir.json", "study_trial": number, "params": params,
             "fixed": space.fixed, "space_version": space.version, "val_split": s["val_split"],
             "luts": m["luts"], "ffs": m.get("ffs"), "carry": m.get("carry"),
@@ -146,9 +252,25 @@ def main(argv=None) -> int:
             "test_accuracy": spread([r["test_accuracy"] for r in runs]),
             "val_accuracy": spread([r["val_accuracy"] for r in runs]),
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(RESULTS, json.dumps(results, indent=1) + "\n")
+        results = _update(a.results, name, entry, results["how"])
+    if a.results == RESULTS:
+        plot(results, json.loads(PUBLISHED.read_text()), PLOT)
     return 0
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"models": {}}
+
+
+def _update(path: Path, name: str, entry: dict, how: str | None = None) -> dict:
+    """Re-read the results file and replace one model's entry (several runs of this script may share it)."""
+    results = _read(path)
+    if how:
+        results["how"] = how
+    results["models"][name] = entry
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    return results
 
 
 if __name__ == "__main__":

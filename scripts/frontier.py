@@ -90,6 +90,7 @@ def plot(results: dict, published: list, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
 
     fig, ax = plt.subplots(figsize=(8, 5))
     models = sorted(results["models"].values(), key=lambda m: m["luts"])
@@ -109,6 +110,9 @@ def plot(results: dict, published: list, path: Path) -> None:
         ax.scatter([p["luts"]], [100 * p["accuracy"]], marker=marker[0], color=marker[1], s=40,
                    label=key if key not in ax.get_legend_handles_labels()[1] else None, zorder=3)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{v:,.0f}" if str(int(round(v)))[0] in "2345" else ""))
     ax.set_xlabel("LUTs (see each label for tool, part and what is counted)")
     ax.set_ylabel("MNIST test accuracy (%)")
     ax.set_title("MNIST: accuracy against LUTs")

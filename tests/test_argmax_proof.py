@@ -13,7 +13,8 @@ The argmax has no device LUT style of its own: every core, portable or device, i
   read back with the primitives' simulation models from yosys' share folder, against the same reference.
 
 A pipelined argmax (a register every ``every`` levels) is proven against the reference delayed by as many
-cycles. Planted faults -- the tie rule turned into strict ``>`` in a copy of the generated Verilog, one
+cycles. The ``pairs`` structure (every pair compared side by side, the ECP5 cores' argmax) gets the same
+proofs: as generated, as synth_ecp5 maps it, pipelined, and with a planted fault. Planted faults -- the tie rule turned into strict ``>`` in a copy of the generated Verilog, one
 INIT bit flipped in a mapped LUT, the two operands of a mapped carry chain swapped -- must fail.
 """
 import re
@@ -72,8 +73,8 @@ def reference(K: int, W: int, zero_from: int | None = None, delay: int = 0) -> s
             f"output wire [{K * W - 1}:0] scores_out);\n{body}endmodule\n")
 
 
-def generated(K: int, W: int, zero_from=None, every: int = 0) -> tuple[str, Argmax]:
-    am = Argmax(K, W, every=every, zero_from=zero_from)
+def generated(K: int, W: int, zero_from=None, every: int = 0, structure: str = "tree") -> tuple[str, Argmax]:
+    am = Argmax(K, W, every=every, zero_from=zero_from, structure=structure)
     return verilog.convert(am, name="gate", emit_src=False), am
 
 
@@ -178,3 +179,74 @@ def test_the_mapped_proof_catches_a_flipped_init_bit(tmp_path, family):
                 caught += 1
                 break
     assert caught == min(4, len(inits))
+
+
+# The pairs structure (every pair compared at once; the ECP5 cores' argmax): the same proofs.
+PAIR_CASES = [(1, 3, None), (2, 5, None), (3, 4, None), (4, 2, 0), (4, 3, 1), (5, 7, 3), (10, 4, None),
+              (10, 7, None), (10, 7, 7)]
+
+
+@pytest.mark.parametrize("K,W,zero_from", PAIR_CASES, ids=lambda c: str(c))
+def test_generated_pairs_argmax_is_its_semantics(tmp_path, K, W, zero_from):
+    text, am = generated(K, W, zero_from, structure="pairs")
+    assert am.index_width == _index_width(K) and am.registers() == 0
+    assert proven(tmp_path, reference(K, W, zero_from), text)
+
+
+@pytest.mark.parametrize("family", ["ecp5", "xilinx"])
+@pytest.mark.parametrize("K,W,zero_from", [(3, 4, None), (10, 7, None), (10, 7, 7)], ids=lambda c: str(c))
+def test_mapped_pairs_argmax_is_its_semantics(tmp_path, family, K, W, zero_from):
+    text, _ = generated(K, W, zero_from, structure="pairs")
+    netlist = mapped(tmp_path, text, family)
+    lut = {"xilinx": "LUT", "ecp5": "LUT4"}[family]
+    assert lut in netlist and "assign index =" not in netlist.replace(" ", "")  # primitives, not logic
+    if family == "ecp5" and W >= 7:
+        assert "CCU2C" in netlist  # the comparisons on the carry chain, as in a core
+    assert proven(tmp_path, reference(K, W, zero_from), netlist, family)
+
+
+@pytest.mark.parametrize("K,W,every,zero_from", [(10, 7, 1, None), (10, 4, 2, None), (10, 5, 3, 6), (5, 3, 1, None),
+                                                 (3, 3, 1, None)])
+def test_pipelined_pairs_argmax_is_the_delayed_semantics(tmp_path, K, W, every, zero_from):
+    am = Argmax(K, W, every=every, zero_from=zero_from, structure="pairs")
+    assert am.registers() == 1
+    text = verilog.convert(am, name="gate", emit_src=False, ports=[am.scores, am.index, am.scores_out])
+    assert proven(tmp_path, reference(K, W, zero_from, delay=1), text, seq=4)
+
+
+def test_pairs_registers_never_exceed_the_tree():
+    from dwn_hw.hdl.argmax import argmax_registers
+    for K in range(1, 20):
+        for every in range(0, 6):
+            tree, pairs = argmax_registers(K, every), argmax_registers(K, every, "pairs")
+            assert pairs == min(1, tree)
+
+
+def test_the_proof_catches_a_pairs_tie_rule_fault(tmp_path):
+    """Each ``<`` of the pairs argmax turned into ``<=`` alone (that pair's tie to the higher index) fails."""
+    text, _ = generated(5, 3, structure="pairs")
+    count = text.count(" < ")
+    assert count == 10
+    for i in range(count):
+        parts = text.split(" < ")
+        bad = " < ".join(parts[:i + 1]) + " <= " + " < ".join(parts[i + 1:])
+        assert not proven(tmp_path, reference(5, 3), bad), f"comparison {i} turned strict passed"
+
+
+def test_the_mapped_pairs_proof_catches_a_flipped_init_bit(tmp_path):
+    text, _ = generated(10, 4, structure="pairs")
+    netlist = mapped(tmp_path, text, "ecp5")
+    # LUTs that are not constant (a constant-1 LUT4 whose inputs are tied reads only one entry)
+    inits = [m for m in re.finditer(r"\.INIT\((\d+)'h([0-9a-fA-F]+)\)", netlist)
+             if m.group(2).lower() not in ("ffff", "0000")]
+    assert inits
+    caught = 0
+    for m in inits[:3]:
+        value = int(m.group(2), 16)
+        for bit in range(int(m.group(1))):
+            new = m.group(0).replace(f"'h{m.group(2)}", f"'h{value ^ (1 << bit):0{len(m.group(2))}x}")
+            bad = netlist[:m.start()] + new + netlist[m.end():]
+            if not proven(tmp_path, reference(10, 4), bad, "ecp5"):
+                caught += 1
+                break
+    assert caught == min(3, len(inits))

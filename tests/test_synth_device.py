@@ -311,17 +311,23 @@ def test_the_popcount_proof_catches_a_planted_fault(tmp_path, style, fault):
     assert _popcount_differs(tmp_path, style, size, 5, gate) != []
 
 
-@pytest.mark.parametrize("style,every", [("xilinx", 1), ("xilinx", 2), ("ecp5", 1), ("ice40", 3)])
-def test_pipelined_chain_popcount_is_the_delayed_popcount(tmp_path, style, every):
+@pytest.mark.parametrize("style,every,align", [("xilinx", 1, "leaves"), ("xilinx", 2, "leaves"),
+                                               ("ecp5", 1, "leaves"), ("ice40", 3, "leaves"), ("ecp5", 4, "root"),
+                                               ("ecp5", 5, "root"), ("ice40", 4, "root")])
+def test_pipelined_chain_popcount_is_the_delayed_popcount(tmp_path, style, every, align):
     """Registers every ``every`` levels: the count is the popcount ``registers()`` cycles late, the
-    latency a top accounts for (``popcount_levels // every``)."""
+    latency a top accounts for (``popcount_levels // every``), wherever ``align`` puts them."""
     from amaranth.back import verilog
     from dwn_hw.hdl.popcount import Popcount, popcount_levels
     size, width = 23, 5
-    pop = Popcount(size, width, every=every, style=style, module="gp")
+    pop = Popcount(size, width, every=every, style=style, module="gp", align=align)
     assert pop.levels == popcount_levels(size, width, style=style)
     delay = pop.registers()
     assert delay == pop.levels // every >= 1
+    if align == "root":  # the cases where it differs from "leaves": the last level's result is registered
+        assert pop.levels % every
+        text = verilog.convert(pop, name="g", emit_src=False, ports=[pop.bits, pop.count])
+        assert re.search(rf"\br{pop.levels}\b", text) and not re.search(rf"\br{every}\b", text)
     gate = verilog.convert(pop, name="gate", emit_src=False, ports=[pop.bits, pop.count]) + "".join(
         pop.verilog_modules())
     terms = " + ".join(f"{width}'(bits[{i}])" for i in range(size))

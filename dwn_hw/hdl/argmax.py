@@ -1,15 +1,44 @@
-"""Argmax of the class scores: a binary tree; the lowest index wins ties."""
+"""Argmax of the class scores; the lowest index wins ties.
+
+Two structures compute the same function:
+
+``tree``
+    a balanced tree of ``>=`` nodes, each keeping the winner's index and score (``K - 1``
+    comparators, ``ceil(log2 K)`` comparisons and score multiplexers in series).
+``pairs``
+    every pair compared at once (``K (K - 1) / 2`` comparators side by side, none in series);
+    class ``c`` wins when it beats every lower index strictly and every higher one or ties it,
+    and the index is the binary code of the one winner. One comparison and a few LUT levels
+    deep, so pipelined it needs one register (after the comparisons) where the tree needs
+    ``(levels - 1) // every``.
+"""
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from dwn_hw.errors import DwnHwError
 
 
+STRUCTURES = ("tree", "pairs")
+
+
 def argmax_levels(classes: int) -> int:
     return max(0, (classes - 1).bit_length())
+
+
+def argmax_registers(classes: int, every: int, structure: str = "tree") -> int:
+    """Register stages inside an :class:`Argmax` (the latency it adds).
+
+    ``tree``: one after every ``every`` levels, never after the last one. ``pairs``: one (after the
+    comparisons) exactly when the tree would have at least one, so it is never deeper than the tree.
+    """
+    if structure not in STRUCTURES:
+        raise DwnHwError(f"argmax structure must be one of {', '.join(STRUCTURES)}, not {structure!r}")
+    levels = argmax_levels(classes)
+    tree = (levels - 1) // every if every and levels else 0
+    return tree if structure == "tree" else min(1, tree)
 
 
 class Argmax(wiring.Component):
@@ -30,6 +59,8 @@ class Argmax(wiring.Component):
     zero_from : int or None
         Classes from this index on are known to score 0 (groups made only of zero padding):
         they lose every comparison against a lower index, so no comparator is built for them.
+    structure : str
+        ``"tree"`` or ``"pairs"`` (module docstring); the function is the same.
 
     Attributes
     ----------
@@ -38,10 +69,12 @@ class Argmax(wiring.Component):
     scores_out : Signal(K*W), out
     """
 
-    def __init__(self, classes: int, score_width: int, *, every: int = 0, zero_from: int | None = None):
+    def __init__(self, classes: int, score_width: int, *, every: int = 0, zero_from: int | None = None,
+                 structure: str = "tree"):
         if classes < 1:
             raise DwnHwError(f"Argmax needs at least one class, not {classes}")
-        self.classes, self.score_width, self.every = classes, score_width, every
+        argmax_registers(classes, every, structure)  # checks the structure
+        self.classes, self.score_width, self.every, self.structure = classes, score_width, every, structure
         self.zero_from = classes if zero_from is None else zero_from
         self.levels = argmax_levels(classes)
         self.index_width = max(1, (classes - 1).bit_length())
@@ -49,11 +82,11 @@ class Argmax(wiring.Component):
                           "scores_out": Out(classes * score_width)})
 
     def registers(self) -> int:
-        if not self.every or self.levels == 0:
-            return 0
-        return (self.levels - 1) // self.every
+        return argmax_registers(self.classes, self.every, self.structure)
 
     def elaborate(self, platform):
+        if self.structure == "pairs":
+            return self._pairs()
         m = Module()
         K, W, IW = self.classes, self.score_width, self.index_width
         # A node is (index, score); score None means "known to be 0".
@@ -98,4 +131,42 @@ class Argmax(wiring.Component):
                 m.d.sync += delayed.eq(passthrough)
                 passthrough = delayed
         m.d.comb += [self.index.eq(nodes[0][0]), self.scores_out.eq(passthrough)]
+        return m
+
+    def _pairs(self):
+        m = Module()
+        K, W, IW = self.classes, self.score_width, self.index_width
+        live = min(self.zero_from, K)  # classes 0..live-1 have a score; the rest score 0
+        staged = self.registers() > 0
+        # lt[i, j] (i < j < live): score i < score j, so j beats i. Against a class that scores 0 a lower
+        # index always wins, so a zero class never wins, except class 0 when no class has a score.
+        # (The register holds "<", not ">=": its all-zero initial state then reads as all ties, class 0.)
+        lt = {}
+        for i in range(live):
+            for j in range(i + 1, live):
+                g = Signal(name=f"lt_{i}_{j}")
+                m.d.comb += g.eq(self.scores[i * W:(i + 1) * W] < self.scores[j * W:(j + 1) * W])
+                if staged:
+                    r = Signal(name=f"rlt_{i}_{j}", reset_less=True)
+                    m.d.sync += r.eq(g)
+                    g = r
+                lt[i, j] = g
+        passthrough = self.scores
+        if staged:
+            delayed = Signal(K * W, name="scores1", reset_less=True)
+            m.d.sync += delayed.eq(self.scores)
+            passthrough = delayed
+        # win[c]: c beats every lower index strictly and every higher one or ties it. Exactly one class
+        # wins: the first of the highest scores.
+        win = []
+        for c in range(max(1, live)):
+            terms = [lt[j, c] for j in range(c)] + [~lt[c, j] for j in range(c + 1, live)]
+            w = Signal(name=f"win{c}")
+            m.d.comb += w.eq(Cat(*terms).all() if terms else 1)
+            win.append(w)
+        bits = []
+        for b in range(IW):
+            ones = [win[c] for c in range(len(win)) if (c >> b) & 1]
+            bits.append(Cat(*ones).any() if ones else Const(0, 1))
+        m.d.comb += [self.index.eq(Cat(*bits)), self.scores_out.eq(passthrough)]
         return m

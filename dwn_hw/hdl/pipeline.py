@@ -12,7 +12,9 @@ latency is at least 1. Everything else is a choice:
     leaves; a register after the last level sits between the popcount and the argmax).
 ``arg=<m>``
     a register after every ``m`` levels of the argmax tree (not after its last level,
-    whose result goes straight into the output registers).
+    whose result goes straight into the output registers). The ``pairs`` argmax of the ECP5
+    cores (:mod:`dwn_hw.hdl.argmax`) has one register, after its comparisons, whenever the
+    tree would have at least one.
 
 Text form, for the CLI and ``bundle.json``: comma-separated tokens, e.g.
 ``enc,l0,l1,pop=2,arg=2``; ``none``, ``balanced`` and ``max`` are presets.

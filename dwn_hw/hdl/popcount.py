@@ -25,6 +25,9 @@ from dwn_hw.hdl.netlist import VerilogComponent, port_list
 from dwn_hw.hdl import popchain
 
 
+ALIGNS = ("leaves", "root")
+
+
 def counter_table(size: int, bit: int) -> int:
     """Truth table of bit ``bit`` of the popcount of ``size`` inputs."""
     return sum(1 << a for a in range(1 << size) if (bin(a).count("1") >> bit) & 1)
@@ -111,6 +114,11 @@ class Popcount(wiring.Component):
         remaining levels, so that every class of a top has the same latency.
     every : int
         A register after every ``every`` levels (0: purely combinational).
+    align : str
+        Where those ``levels // every`` registers sit when ``every`` does not divide ``levels``:
+        ``"leaves"`` after levels ``every, 2*every, ...``; ``"root"`` after the last level and every
+        ``every`` levels below it, so the count leaves from a register (the ECP5 cores: their
+        final adder's carry chain then does not run into the argmax's comparisons). Same latency.
     module : str
         Prefix of the Verilog modules of the counter levels (``<module>_l1``, ...).
     style, cell : str
@@ -128,7 +136,10 @@ class Popcount(wiring.Component):
 
     def __init__(self, size: int, width: int, *, levels: int | None = None, every: int = 0,
                  module: str = "dwn_pop", style: str = "mux", cell: str = "dwn_lut", max_counter: int = 6,
-                 chain: bool | None = None):
+                 chain: bool | None = None, align: str = "leaves"):
+        if align not in ALIGNS:
+            raise DwnHwError(f"Popcount align must be one of {', '.join(ALIGNS)}, not {align!r}")
+        self.align = align
         if size < 1:
             raise DwnHwError(f"Popcount needs at least one input bit, not {size}")
         if size >= 1 << width:
@@ -188,8 +199,13 @@ class Popcount(wiring.Component):
         level = 0
 
         def registered(ids, name):
-            # Registers sit after levels every, 2*every, ... of the padded depth.
-            if not (self.every and level % self.every == 0):
+            # Registers sit after levels every, 2*every, ... of the padded depth ("leaves"), or after
+            # levels L, L - every, ... > L % every ("root"): levels // every of them either way.
+            if not self.every:
+                return
+            if self.align == "leaves" and level % self.every:
+                return
+            if self.align == "root" and ((self.levels - level) % self.every or level <= self.levels % self.every):
                 return
             parts = [value[i] for i in ids]
             reg = Signal(sum(len(p) for p in parts), name=name, reset_less=True)

@@ -11,7 +11,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from dwn_hw.errors import DwnHwError
-from dwn_hw.hdl.argmax import Argmax
+from dwn_hw.hdl.argmax import Argmax, argmax_registers
 from dwn_hw.hdl.encoder import ThermometerEncoder
 from dwn_hw.hdl.lut import LUTArray, cell_verilog, check_style, native_fanin
 from dwn_hw.hdl.pipeline import PipelineSpec, parse_pipeline
@@ -21,6 +21,27 @@ from dwn_hw.hdl.verilog import module_names, to_verilog
 from dwn_hw.ir import class_width, input_width, num_input_bits, score_width
 
 INPUTS = ("features", "bits")
+
+
+def argmax_structure(lut_style: str) -> str:
+    """The argmax a core of this LUT style builds (:mod:`dwn_hw.hdl.argmax`).
+
+    ECP5: ``pairs`` -- on its carry chains the tree's comparisons in series (each into a score
+    multiplexer) set the core's Fmax; all pairs side by side cost 45 comparators instead of 9 for
+    10 classes (a few percent of an MNIST core) and need at most one register. Elsewhere ``tree``,
+    the fewest LUTs (the iCE40 cores are LUT-bound, the Xilinx figures are LUT counts).
+    """
+    return "pairs" if lut_style == "ecp5" else "tree"
+
+
+def popcount_align(lut_style: str) -> str:
+    """Where a core of this style puts its ``pop=<m>`` registers (:class:`Popcount` ``align``).
+
+    ECP5: ``root``, a register right after the final adder, so that its carry chain and the argmax's
+    comparison chain are not in one cycle; the number of registers (the latency) is the same.
+    Elsewhere ``leaves`` (after levels m, 2m, ...).
+    """
+    return "root" if lut_style == "ecp5" else "leaves"
 
 
 class DwnTop(wiring.Component):
@@ -76,10 +97,11 @@ class DwnTop(wiring.Component):
             width = len(rows)
         self.popcounts = [
             Popcount(len(grp), self.score_width, levels=self.pop_levels, every=pipeline.popcount,
-                     module=f"{name}_pop{c}", style=lut_style, cell=cell, max_counter=self.max_counter)
+                     module=f"{name}_pop{c}", style=lut_style, cell=cell, max_counter=self.max_counter,
+                     align=popcount_align(lut_style))
             if grp else None for c, grp in enumerate(self.plan.groups)]
-        arg_levels = max(0, (self.classes - 1).bit_length())
-        arg_regs = (arg_levels - 1) // pipeline.argmax if pipeline.argmax and arg_levels else 0
+        self.argmax_structure = argmax_structure(lut_style)
+        arg_regs = argmax_registers(self.classes, pipeline.argmax, self.argmax_structure)
         self.latency = 1 + int(pipeline.encoder) + len(pipeline.layers) + pop_regs + arg_regs
         super().__init__({
             "clk": In(1), "rst": In(1), "in_valid": In(1), "in_data": In(self.in_width),
@@ -143,7 +165,8 @@ class DwnTop(wiring.Component):
             scores.append(pop.count)
 
         zero_from = next((c for c, pop in enumerate(self.popcounts) if pop is None), self.classes)
-        m.submodules.argmax = argmax = Argmax(self.classes, W, every=spec.argmax, zero_from=zero_from)
+        m.submodules.argmax = argmax = Argmax(self.classes, W, every=spec.argmax, zero_from=zero_from,
+                                                structure=self.argmax_structure)
         m.d.comb += argmax.scores.eq(Cat(*scores))
 
         # Output registers (always) and the valid pipeline, the only state rst clears.

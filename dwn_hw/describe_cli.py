@@ -36,6 +36,23 @@ def info_cmd(model, as_json):
         click.echo(f"{key:<{width}}  {value}")
 
 
+def ir_predictions(path, spec: str | None = None):
+    """``(pred, y, spec, how)``: the numpy evaluator's classes of the IR file ``path`` on a test set
+    (``spec``, default: the data set the IR records), with the true labels."""
+    import dwn_hw.ir as ir_mod
+
+    ir = ir_mod.load(path)
+    enc = ir["encoder"]
+    spec = spec or ((ir.get("meta") or {}).get("accuracy") or {}).get("dataset")
+    if not spec or spec == "given":
+        raise DwnHwError(f"{path} records no data set; pass --dataset SPEC")
+    if enc["kind"] != "thermometer":
+        raise DwnHwError("this IR reads thermometer bits (encoder.kind 'none'); eval needs grid inputs")
+    q, y, how = test_inputs(spec, (enc["scale"], int(enc["input_bits"]), bool(enc["signed"])), int(enc["features"]))
+    _, pred = ir_mod.evaluate(ir, q)
+    return pred, y, spec, how
+
+
 @click.command("eval")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--dataset", "spec", default=None,
@@ -43,18 +60,7 @@ def info_cmd(model, as_json):
 def eval_cmd(model, spec):
     """Print the test accuracy of MODEL (a dwn-hw checkpoint, or an IR file run by the numpy evaluator)."""
     if sniff(model) == "ir":
-        import dwn_hw.ir as ir_mod
-
-        ir = ir_mod.load(model)
-        enc = ir["encoder"]
-        spec = spec or ((ir.get("meta") or {}).get("accuracy") or {}).get("dataset")
-        if not spec or spec == "given":
-            raise DwnHwError(f"{model} records no data set; pass --dataset SPEC")
-        if enc["kind"] != "thermometer":
-            raise DwnHwError("this IR reads thermometer bits (encoder.kind 'none'); eval needs grid inputs")
-        q, y, how = test_inputs(spec, (enc["scale"], int(enc["input_bits"]), bool(enc["signed"])),
-                                 int(enc["features"]))
-        _, pred = ir_mod.evaluate(ir, q)
+        pred, y, spec, how = ir_predictions(model, spec)
         engine = "IR evaluator (numpy)"
     else:
         from dwn_hw.freeze.cli import checkpoint_predictions

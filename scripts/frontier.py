@@ -13,7 +13,7 @@ its *validation* accuracy, the study's objective):
    seed is not trained again, an interrupted one is continued), frozen, and its IR evaluated on the test
    set;
 3. ``bench/results/frontier.json`` gets one entry per model: parameters, the LUT / FF / carry cells of
-   the trial's yosys synthesis (``synth_xilinx`` for the Arty A7 core with the encoder, the study's
+   the trial's yosys synthesis (its ``metrics.json``) (``synth_xilinx`` for the Arty A7 core with the encoder, the study's
    measure), the validation and test accuracy of every seed, and their mean and spread (sample standard
    deviation).
 
@@ -38,6 +38,8 @@ from dwn_hw.sweep.space import validate  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "frontier.json"
 MODELS = ROOT / "models"
+# the arty_a7 flow's script (with -abc9 the counts of these primitive-written cores are the same)
+TOOL = "yosys synth_xilinx -family xc7 -flatten -noiopad (dwn-hw synth --board arty_a7 --no-board-build)"
 PUBLISHED = ROOT / "docs" / "studies" / "published.json"
 PLOT = ROOT / "docs" / "frontier.png"
 
@@ -51,14 +53,11 @@ def _cli(*args: str) -> str:
 
 
 def ir_test_accuracy(ir_path: Path, dataset: str) -> float:
-    """The numpy evaluator's test accuracy of an IR, as ``dwn-hw eval`` prints it."""
-    import re
+    """The numpy evaluator's test accuracy of an IR, as ``dwn-hw eval`` computes it."""
+    from dwn_hw.describe_cli import ir_predictions
 
-    text = _cli("eval", str(ir_path), "--dataset", dataset)
-    found = re.search(r"accuracy ([0-9.]+) \((\d+)/(\d+)\)", text)
-    if not found:
-        raise SystemExit(f"error: cannot read the accuracy from dwn-hw eval: {text.strip()}")
-    return int(found.group(2)) / int(found.group(3))
+    pred, y, _, _ = ir_predictions(ir_path, dataset)
+    return float((pred == y).mean())
 
 
 def train_seed(space, params: dict, settings: dict, seed: int, ckpt: Path, threads: int) -> dict:
@@ -166,7 +165,7 @@ def add_by_hand(a) -> int:
         "options": {k: opts[k] for k in ("layers", "n", "bits", "encoder", "tau", "lr", "lr_step", "epochs",
                                           "batch_size", "threshold_bits", "val_split", "shift")},
         "luts": core["luts"], "ffs": core.get("ffs"), "carry": core.get("carry"),
-        "tool": "yosys synth_xilinx (dwn-hw synth --board arty_a7 --no-board-build)", "part": core.get("part"),
+        "tool": TOOL, "part": core.get("part"),
         "accounting": "core with encoder", "runs": runs,
         "test_accuracy": spread([r["test_accuracy"] for r in runs]),
         "val_accuracy": spread([r["val_accuracy"] for r in runs if r["val_accuracy"] is not None]),
@@ -224,7 +223,6 @@ def main(argv=None) -> int:
             print(f"warning: trial {number} is not on the study's Pareto front", file=sys.stderr)
         tdir = a.study / "trials" / f"{number:04d}"
         m = json.loads((tdir / "metrics.json").read_text())
-        synth = json.loads((tdir / "synth_report.json").read_text())
         params = m["params"]
         ir_path = tdir / "dwn.ir.json"
         seed0_test = ir_test_accuracy(ir_path, dataset)
@@ -245,12 +243,11 @@ def main(argv=None) -> int:
                          "train_seconds": round(sm.get("train_seconds", 0), 1)})
             print(f"  seed {seed}: val {runs[-1]['val_accuracy']:.4f} test {runs[-1]['test_accuracy']:.4f}",
                   flush=True)
-        core = synth["core"] if "core" in synth else synth
         entry = {
             "ir": f"models/{name}.ir.json", "study_trial": number, "params": params,
             "fixed": space.fixed, "space_version": space.version, "val_split": s["val_split"],
             "luts": m["luts"], "ffs": m.get("ffs"), "carry": m.get("carry"),
-            "tool": core.get("tool") or "yosys synth_xilinx -flatten -abc9", "part": m.get("part"),
+            "tool": TOOL, "part": m.get("part"),
             "accounting": "core with encoder",
             "runs": runs,
             "test_accuracy": spread([r["test_accuracy"] for r in runs]),

@@ -522,14 +522,12 @@ def _end_epoch(r: _State, t: _Tensors, ds, entry, train_seconds, progress, log, 
         log(f"epoch {entry['epoch']}/{cfg.epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
             + (f"  val {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else "")
             + f"  test {entry['test_accuracy']:.4f}  ({entry['seconds']:.1f} s)")
-    if cfg.keep_best and entry.get("val_accuracy") is not None:
-        earlier = [h["val_accuracy"] for h in r.history[:-1] if h.get("val_accuracy") is not None]
-        if not earlier or entry["val_accuracy"] > max(earlier):  # a tie keeps the earlier epoch
-            record["selected"] = {"epoch": entry["epoch"], "val_accuracy": entry["val_accuracy"],
-                                  "rule": "highest validation accuracy so far (ties: the earlier epoch)"}
-            ckpt.save_record(record, best_path(r.output))
-            if progress:
-                log(f"  best validation accuracy so far: kept epoch {entry['epoch']} in {best_path(r.output)}")
+    if metrics.get("best_epoch") == entry["epoch"]:  # this epoch is the best on validation so far
+        record["selected"] = {"epoch": entry["epoch"], "val_accuracy": entry["val_accuracy"],
+                              "rule": "highest validation accuracy so far (ties: the earlier epoch)"}
+        ckpt.save_record(record, best_path(r.output))
+        if progress:
+            log(f"  best validation accuracy so far: kept epoch {entry['epoch']} in {best_path(r.output)}")
     if on_epoch is not None:
         on_epoch(dict(entry))
     return metrics
@@ -548,12 +546,11 @@ def _finish(output, metrics, metrics_json, t_start, log) -> None:
 def _metrics(cfg, ds, arch, history, train_seconds, d, dev) -> dict:
     last = history[-1]
     best = {}
-    if cfg.keep_best:
-        vals = [(h["val_accuracy"], -h["epoch"], h) for h in history if h.get("val_accuracy") is not None]
-        if vals:
-            top = max(vals, key=lambda v: (v[0], v[1]))[2]
-            best = {"best_epoch": top["epoch"], "best_val_accuracy": top["val_accuracy"],
-                    "best_test_accuracy": top["test_accuracy"]}
+    scored = [h for h in history if h.get("val_accuracy") is not None]
+    if cfg.keep_best and scored:
+        top = max(scored, key=lambda h: (h["val_accuracy"], -h["epoch"]))  # a tie keeps the earlier epoch
+        best = {"best_epoch": top["epoch"], "best_val_accuracy": top["val_accuracy"],
+                "best_test_accuracy": top["test_accuracy"]}
     return {**best, "test_accuracy": last["test_accuracy"], "train_accuracy": last["train_accuracy"],
             "val_accuracy": last.get("val_accuracy"), "loss": last["loss"], "epochs": last["epoch"],
             "train_seconds": train_seconds, "dataset": cfg.dataset, "luts": arch_mod.lut_count(arch),

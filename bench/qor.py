@@ -25,14 +25,31 @@ the LUTs and carry cells of
 * ``behavioural``: ``assign b = (x > t)`` (the portable style), left to yosys,
 
 per used threshold (output bit of the plan, the issue's denominator) and per distinct comparator.
+
+``--section models`` measures whole cores (``bench/results/qor_models.json`` and ``qor_models.md``): per
+family and per IR model (every ``models/mnist_fr*.ir.json`` and the two random models of
+``bench/same_function.py``, ``same_small`` and ``same_mnist``; ``--models`` picks some, and the rows
+are merged into the output, the others kept), the LUTs, FFs and carry cells per stage of
+
+* ``device``: the core ``dwn-hw synth --board B`` reads (``build_top(ir, lut_style=<family>)``:
+  carry-chain popcount, shared encoder, the family's LUT primitives),
+* ``baseline``: the same IR in the portable ``mux`` style (the generator's structures before the
+  device-specific popcount and encoder), in the same run with the same scripts,
+
+each synthesized twice with the family's flow script: with the hierarchy kept (every stage is its
+own module; cells summed per stage with :func:`dwn_hw.hdl.estimate.stage_of`) and with ``-flatten``
+(the total the flow reports), and the ratios device / baseline per stage and in total.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from amaranth.back import verilog as amaranth_verilog
@@ -178,16 +195,243 @@ def encoder_section(families, sets) -> dict:
     return result
 
 
+# ---- --section models -------------------------------------------------------------------------------------
+# The flow's own scripts (dwn_hw.synth.flows: the core alone; synth_ecp5 and synth_ice40 flatten by default).
+MODEL_SCRIPTS = {
+    "xilinx": {"flat": "synth_xilinx -family xc7 -flatten -noiopad", "hier": "synth_xilinx -family xc7 -noiopad"},
+    "ecp5": {"flat": "synth_ecp5", "hier": "synth_ecp5 -noflatten"},
+    "ice40": {"flat": "synth_ice40", "hier": "synth_ice40 -noflatten"},
+}
+MODEL_PARTS = {"xilinx": "xc7 (yosys maps per family; the arty_a7 flow's part is xc7a35t)",
+               "ecp5": "ECP5 (yosys maps per family; LUT4 + CCU2C)",
+               "ice40": "iCE40 (yosys maps per family; the icebreaker flow's part is UP5K)"}
+SAME_FUNCTION = ("same_small", "same_mnist")
+MODELS_OUT = ROOT / "bench" / "results" / "qor_models.json"
+
+
+def _same_function():
+    spec = importlib.util.spec_from_file_location("same_function", Path(__file__).with_name("same_function.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def default_models() -> list[str]:
+    return sorted((p.name[:-len(".ir.json")] for p in (ROOT / "models").glob("mnist_fr*.ir.json")),
+                  key=lambda n: (len(n), n)) + list(SAME_FUNCTION)
+
+
+def load_model(name: str) -> tuple[str, dict, str]:
+    """(row key, IR, where it comes from) for a name under models/, a path, or same_small / same_mnist."""
+    from dwn_hw import ir as irmod
+    if name in SAME_FUNCTION:
+        shape = name[len("same_"):]
+        sf = _same_function()
+        s = sf.SHAPES[shape]
+        desc = (f"bench/same_function.py make_ir({shape!r}, seed=0): random_ir, {s['features']}x{s['bits']} -> "
+                + " -> ".join(str(N) for N, _ in s["layers"]) + f", n=6, k={s['k']}")
+        return name, sf.make_ir(shape, 0), desc
+    path = Path(name)
+    if not path.is_file():
+        path = ROOT / "models" / (name if name.endswith(".ir.json") else f"{name}.ir.json")
+    key = path.name[:-len(".ir.json")] if path.name.endswith(".ir.json") else path.stem
+    try:
+        where = str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        where = str(path)
+    return key, irmod.load(path), where
+
+
+def _yosys_stat(text: str, top: str, script: str, timeout: int) -> tuple[dict, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "d.v").write_text(text)
+        (tmp / "run.ys").write_text(f"read_verilog -sv d.v\n{script} -top {top}\ntee -q -o stat.json stat -json\n")
+        t0 = time.monotonic()
+        subprocess.run(tools.yosys_cmd() + ["-q", "-l", "yosys.log", "run.ys"], cwd=tmp, check=True,
+                       capture_output=True, timeout=timeout)
+        return json.loads((tmp / "stat.json").read_text()), round(time.monotonic() - t0, 1)
+
+
+def _counts(cells: dict, family: str) -> dict:
+    c = cell_counts(cells, family)
+    out = {"luts": c["luts"], "ffs": c["ffs"], "carry": c["carry"]}
+    if family == "ecp5":
+        out["carry_luts"] = 2 * c["carry"]  # a CCU2C is two LUT4 of a slice
+    out["luts_total"] = out["luts"] + out.get("carry_luts", 0)
+    return out
+
+
+def stage_cells(stat: dict, top: str) -> dict:
+    """{stage: leaf cells} of a hierarchical ``stat -json``: every cell under a child instance of ``top`` goes
+    to that child's stage (:func:`dwn_hw.hdl.estimate.stage_of`), times its instance count; ``top``'s own
+    cells go to the top's stage (registers, glue)."""
+    from dwn_hw.hdl.estimate import stage_of
+    mods = {name.lstrip("\\"): {k: int(v) for k, v in m.get("num_cells_by_type", {}).items()}
+            for name, m in stat["modules"].items()}
+    memo: dict = {}
+
+    def leaves(mod: str) -> dict:
+        if mod not in memo:
+            out: dict = {}
+            for cell, n in mods[mod].items():
+                sub = leaves(cell) if cell in mods else {cell: 1}
+                for k, v in sub.items():
+                    out[k] = out.get(k, 0) + n * v
+            memo[mod] = out
+        return memo[mod]
+
+    stages: dict = {}
+    for cell, n in mods[top].items():
+        stage, sub = (stage_of(cell, top), leaves(cell)) if cell in mods else (stage_of(top, top), {cell: 1})
+        dst = stages.setdefault(stage, {})
+        for k, v in sub.items():
+            dst[k] = dst.get(k, 0) + n * v
+    return stages
+
+
+def _stage_order(name: str):
+    order = ["encoder", "layer", "popcount", "argmax"]
+    head = name.split(" ")[0]
+    return (order.index(head) if head in order else len(order), int(name.split(" ")[1]) if head == "layer" else 0)
+
+
+def measure_core(ir: dict, family: str, style: str, flat: bool = True, timeout: int = 7200) -> dict:
+    """One core of ``ir`` in ``style`` through ``family``'s scripts: per-stage and hierarchical counts (hierarchy
+    kept) and, with ``flat``, the flat total."""
+    from dwn_hw.hdl import build_top
+    text, info = build_top(ir, lut_style=style)
+    top = info["top"]
+    scripts = MODEL_SCRIPTS[family]
+    stat, secs = _yosys_stat(text, top, scripts["hier"], timeout)
+    cells = stage_cells(stat, top)
+    stages = {s: _counts(cells[s], family) for s in sorted(cells, key=_stage_order)}
+    row = {"lut_style": style, "latency": info["latency"], "pipeline": info["pipeline"], "stages": stages,
+           "hier_total": _counts(stat_design(stat), family), "yosys_s": {"hier": secs}}
+    if flat:
+        stat, secs = _yosys_stat(text, top, scripts["flat"], timeout)
+        row["flat_total"] = _counts(stat_design(stat), family)
+        row["flat_cells"] = cell_counts(stat_design(stat), family)["cells"]
+        row["yosys_s"]["flat"] = secs
+    return row
+
+
+def _ratio(a: dict, b: dict) -> float | None:
+    return round(a["luts_total"] / b["luts_total"], 3) if b and b.get("luts_total") else None
+
+
+def model_row(ir: dict, family: str, flat: bool = True, timeout: int = 7200) -> dict:
+    row = {"device": measure_core(ir, family, family, flat, timeout),
+           "baseline": measure_core(ir, family, "mux", flat, timeout)}
+    dev, base = row["device"], row["baseline"]
+    ratio = {s: _ratio(dev["stages"][s], base["stages"].get(s)) for s in dev["stages"]}
+    ratio["hier_total"] = _ratio(dev["hier_total"], base["hier_total"])
+    if flat:
+        ratio["flat_total"] = _ratio(dev["flat_total"], base["flat_total"])
+    row["ratio_luts"] = ratio
+    return row
+
+
+def _load() -> str:
+    la = os.getloadavg()
+    return f"load average {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} on {os.cpu_count()} cores"
+
+
+def models_section(families, names, out: Path, md: Path, version: str, timeout: int = 7200) -> dict:
+    result = {}
+    if out.exists():
+        result = json.loads(out.read_text())
+    result.update({
+        "section": "models", "tool": version,
+        "note": "yosys cell counts, not Vivado/Diamond/iCEcube; dwn2rtl's own calibration puts yosys at about half "
+                "of Vivado on encoders",
+        "accounting": "core with encoder (inputs=features, pipeline balanced, top dwn_top), no board wrapper, no IO "
+                      "buffers",
+        "baseline": "the same IR with lut_style='mux' (portable: LUT-counter popcount tree, per-threshold "
+                    "comparators), the same scripts, in the same run",
+        "luts": "xilinx LUT1..LUT6 (LUT6_2 once); ecp5 LUT4 plus carry_luts = 2 per CCU2C (luts_total); ice40 "
+                "SB_LUT4 (an SB_CARRY sits beside a LUT4 counted already); ratios are luts_total device/baseline",
+        "stages": "hierarchy kept (the hier script), cells under each child instance of the top summed per stage "
+                  "(dwn_hw.hdl.estimate.stage_of); the flat total is the flat script on the same design",
+    })
+    fams = result.setdefault("families", {})
+    for family in families:
+        fam = fams.setdefault(family, {})
+        fam.update({"scripts": MODEL_SCRIPTS[family], "part": MODEL_PARTS[family]})
+        rows = fam.setdefault("models", {})
+        for name in names:
+            key, ir, where = load_model(name)
+            t0 = time.monotonic()
+            print(f"[{time.strftime('%H:%M:%S')}] {family} {key}: start ({_load()})", file=sys.stderr, flush=True)
+            row = {"source": where, "date": time.strftime("%Y-%m-%d", time.gmtime()), "load_at_start": _load()}
+            row.update(model_row(ir, family, timeout=timeout))
+            row["load_at_end"] = _load()
+            row["seconds"] = round(time.monotonic() - t0, 1)
+            rows[key] = row
+            out.write_text(json.dumps(result, indent=1) + "\n")
+            md.write_text(models_markdown(result))
+            d, b = row["device"]["flat_total"], row["baseline"]["flat_total"]
+            print(f"[{time.strftime('%H:%M:%S')}] {family} {key}: device {d['luts_total']} LUT / {d['ffs']} FF / "
+                  f"{d['carry']} carry, baseline {b['luts_total']} / {b['ffs']} / {b['carry']} "
+                  f"(ratio {row['ratio_luts']['flat_total']}), {row['seconds']} s", file=sys.stderr, flush=True)
+    return result
+
+
+def models_markdown(result: dict) -> str:
+    lines = ["# Whole cores per stage: device style against the portable baseline (yosys)", "",
+             "Generated by `bench/qor.py --section models` (with the JSON beside it, `qor_models.json`); do not "
+             "edit.", "",
+             f"Tool: {result.get('tool', '?')}. Accounting: {result.get('accounting', '')}.", "",
+             "**These are yosys counts, not Vivado** (nor Diamond or iCEcube): dwn2rtl's own calibration puts yosys "
+             "at about half of Vivado on encoders, so compare them with published Vivado figures with that in mind.",
+             "", f"Baseline: {result.get('baseline', '')}. LUTs: {result.get('luts', '')}. "
+             f"Stages: {result.get('stages', '')}. Stage sums (hierarchy kept) differ from the flat total: "
+             "flattening lets yosys optimise across stages.", ""]
+    for family, fam in result.get("families", {}).items():
+        sc = fam.get("scripts", {})
+        lines += [f"## {family}", "", f"Scripts: `{sc.get('hier')}` (per stage) and `{sc.get('flat')}` (flat "
+                  f"total), then `stat -json`; {fam.get('part', '')}.", ""]
+        lut = "LUT4 (+2/CCU2C)" if family == "ecp5" else "LUT"
+        lines += [f"| model | stage | device {lut} | FF | carry | baseline {lut} | FF | carry | ratio LUT |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for key, row in fam.get("models", {}).items():
+            dev, base = row["device"], row["baseline"]
+            entries = [(s, dev["stages"][s], base["stages"].get(s), row["ratio_luts"].get(s)) for s in dev["stages"]]
+            entries += [(s, base["stages"][s], None, None) for s in base["stages"] if s not in dev["stages"]]
+            entries += [("**sum of stages**", dev["hier_total"], base["hier_total"], row["ratio_luts"]["hier_total"])]
+            if "flat_total" in dev:
+                entries += [("**flat total**", dev["flat_total"], base["flat_total"], row["ratio_luts"]["flat_total"])]
+            for i, (s, d, b, r) in enumerate(entries):
+                cell = lambda m: (f"{m['luts_total']:,} | {m['ffs']:,} | {m['carry']:,}" if m else "- | - | -")  # noqa: E731
+                lines.append(f"| {key if i == 0 else ''} | {s} | {cell(d)} | {cell(b)} | "
+                             f"{'-' if r is None else f'{r:.3f}'} |")
+        lines.append("")
+        dates = sorted({row.get("date", "?") for row in fam.get("models", {}).values()})
+        loads = "; ".join(f"{k}: {row.get('load_at_start', '?')}" for k, row in fam.get("models", {}).items())
+        lines += [f"Measured {', '.join(dates)}; machine load at each model's start: {loads}.", ""]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--section", choices=("popcount", "encoder"), default="popcount")
+    ap.add_argument("--section", choices=("popcount", "encoder", "models"), default="popcount")
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--sizes", default="16,50,100,200,1000")
     ap.add_argument("--groups", type=int, default=10, help="GroupSum of this many 100-bit groups (0: none)")
     ap.add_argument("--pipeline", type=int, default=0, help="a register every M popcount levels (0: none)")
+    ap.add_argument("--models", default="", help="models section: names under models/, paths, same_small, "
+                    "same_mnist (comma-separated; default every models/mnist_fr*.ir.json and both same_*)")
+    ap.add_argument("--out", type=Path, default=MODELS_OUT, help="models section: JSON to merge the rows into")
+    ap.add_argument("--md", type=Path, default=None, help="models section: markdown table (default: --out with .md)")
+    ap.add_argument("--timeout", type=int, default=7200, help="models section: seconds per yosys run")
     args = ap.parse_args(argv)
     version = subprocess.run(tools.yosys_cmd() + ["-V"], capture_output=True, text=True).stdout.strip()
     result = {"tool": version, "note": "yosys cell counts, not Vivado/Diamond/iCEcube", "families": {}}
+    if args.section == "models":
+        names = [n for n in args.models.split(",") if n] or default_models()
+        md = args.md or args.out.with_suffix(".md")
+        models_section(args.families.split(","), names, args.out, md, version, args.timeout)
+        return 0
     if args.section == "encoder":
         result["section"] = "encoder"
         result["families"] = encoder_section(args.families.split(","), encoder_sets())

@@ -58,6 +58,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from dwn_hw import tools
+from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.hdl.lut import native_fanin
 from dwn_hw.hdl.popcount import Popcount
 from dwn_hw.synth.parse import cell_counts, stat_design
@@ -101,18 +102,29 @@ def popcount_verilog(size: int, groups: int, structure: str, family: str, every:
     return text + "".join(t for p in pops for t in p.verilog_modules())
 
 
-def measure(size: int, groups: int, structure: str, family: str, every: int = 0) -> dict:
+def _yosys_stat(text: str, top: str, script: str, timeout: int) -> tuple[dict, float]:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "pop.v").write_text(popcount_verilog(size, groups, structure, family, every))
-        script = f"read_verilog -sv pop.v\n{FAMILIES[family]} -top pop_top\ntee -q -o stat.json stat -json\n"
-        (tmp / "run.ys").write_text(script)
-        subprocess.run(tools.yosys_cmd() + ["-q", "run.ys"], cwd=tmp, check=True, capture_output=True, timeout=900)
-        counts = cell_counts(stat_design(json.loads((tmp / "stat.json").read_text())), family)
-    out = {"luts": counts["luts"], "ffs": counts["ffs"], "carry": counts["carry"]}
+        (tmp / "d.v").write_text(text)
+        (tmp / "run.ys").write_text(f"read_verilog -sv d.v\n{script} -top {top}\ntee -q -o stat.json stat -json\n")
+        t0 = time.monotonic()
+        subprocess.run(tools.yosys_cmd() + ["-q", "-l", "yosys.log", "run.ys"], cwd=tmp, check=True,
+                       capture_output=True, timeout=timeout)
+        return json.loads((tmp / "stat.json").read_text()), round(time.monotonic() - t0, 1)
+
+
+def _counts(cells: dict, family: str) -> dict:
+    c = cell_counts(cells, family)
+    out = {"luts": c["luts"], "ffs": c["ffs"], "carry": c["carry"]}
     if family == "ecp5":
-        out["carry_luts"] = 2 * counts["carry"]  # a CCU2C is two LUT4 of a slice
+        out["carry_luts"] = 2 * c["carry"]  # a CCU2C is two LUT4 of a slice
     out["luts_total"] = out["luts"] + out.get("carry_luts", 0)
+    return out
+
+
+def measure(size: int, groups: int, structure: str, family: str, every: int = 0) -> dict:
+    stat, _ = _yosys_stat(popcount_verilog(size, groups, structure, family, every), "pop_top", FAMILIES[family], 900)
+    out = _counts(stat_design(stat), family)
     out["lut_per_bit"] = round(out["luts_total"] / (size * groups), 3)
     return out
 
@@ -159,16 +171,9 @@ def encoder_verilog(F, B, signed, bits, structure: str, family: str) -> str:
 
 
 def measure_text(text: str, top: str, family: str) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "d.v").write_text(text)
-        (tmp / "run.ys").write_text(f"read_verilog -sv d.v\n{FAMILIES[family]} -top {top}\ntee -q -o stat.json stat -json\n")
-        subprocess.run(tools.yosys_cmd() + ["-q", "run.ys"], cwd=tmp, check=True, capture_output=True, timeout=900)
-        counts = cell_counts(stat_design(json.loads((tmp / "stat.json").read_text())), family)
-    out = {"luts": counts["luts"], "carry": counts["carry"]}
-    if family == "ecp5":
-        out["carry_luts"] = 2 * counts["carry"]  # a CCU2C is two LUT4 of a slice
-    out["luts_total"] = out["luts"] + out.get("carry_luts", 0)
+    stat, _ = _yosys_stat(text, top, FAMILIES[family], 900)
+    out = _counts(stat_design(stat), family)
+    del out["ffs"]  # an encoder is combinational: its rows never had an FF column
     return out
 
 
@@ -240,26 +245,6 @@ def load_model(name: str) -> tuple[str, dict, str]:
     except ValueError:
         where = str(path)
     return key, irmod.load(path), where
-
-
-def _yosys_stat(text: str, top: str, script: str, timeout: int) -> tuple[dict, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "d.v").write_text(text)
-        (tmp / "run.ys").write_text(f"read_verilog -sv d.v\n{script} -top {top}\ntee -q -o stat.json stat -json\n")
-        t0 = time.monotonic()
-        subprocess.run(tools.yosys_cmd() + ["-q", "-l", "yosys.log", "run.ys"], cwd=tmp, check=True,
-                       capture_output=True, timeout=timeout)
-        return json.loads((tmp / "stat.json").read_text()), round(time.monotonic() - t0, 1)
-
-
-def _counts(cells: dict, family: str) -> dict:
-    c = cell_counts(cells, family)
-    out = {"luts": c["luts"], "ffs": c["ffs"], "carry": c["carry"]}
-    if family == "ecp5":
-        out["carry_luts"] = 2 * c["carry"]  # a CCU2C is two LUT4 of a slice
-    out["luts_total"] = out["luts"] + out.get("carry_luts", 0)
-    return out
 
 
 def stage_cells(stat: dict, top: str) -> dict:
@@ -368,8 +353,8 @@ def models_section(families, names, out: Path, md: Path, version: str, timeout: 
             row["load_at_end"] = _load()
             row["seconds"] = round(time.monotonic() - t0, 1)
             rows[key] = row
-            out.write_text(json.dumps(result, indent=1) + "\n")
-            md.write_text(models_markdown(result))
+            atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+            atomic_write_text(md, models_markdown(result))
             d, b = row["device"]["flat_total"], row["baseline"]["flat_total"]
             print(f"[{time.strftime('%H:%M:%S')}] {family} {key}: device {d['luts_total']} LUT / {d['ffs']} FF / "
                   f"{d['carry']} carry, baseline {b['luts_total']} / {b['ffs']} / {b['carry']} "

@@ -288,7 +288,8 @@ def freeze_checked(obj, encoder, grid, simplify, test_set):
     return validate(ir), q, scores, classes
 
 
-HARDWARE_OPTIONS = ("input_bits", "threshold_bits", "max_input_bits", "cap_warmup", "init_from", "init_encoder")
+HARDWARE_OPTIONS = ("input_bits", "threshold_bits", "max_input_bits", "cap_warmup", "init_from", "init_encoder",
+                    "receptive_field", "local_fanin")
 
 
 def _hardware_meta(ir: dict, ckpt) -> None:
@@ -323,6 +324,23 @@ def _hardware_meta(ir: dict, ckpt) -> None:
                              f"{len(read)} distinct encoder bits")
         ir["meta"]["input_cap"] = {"max_input_bits": int(m), "bits_read": len(read),
                                    "thresholds_used": int(np.asarray(ir["encoder"].get("used") or [[]]).sum())}
+    loc = hw.get("locality")
+    if opts.get("receptive_field") is not None and loc:
+        ir["meta"]["locality"] = _locality_meta(ir, ckpt.model, loc)
+
+
+def _locality_meta(ir: dict, model, loc: dict) -> dict:
+    """``meta["locality"]`` of a ``--receptive-field`` model; an error when a first-layer LUT of the trained model
+    reads outside its patch (simplification only drops reads, so the IR's are inside too)."""
+    from dwn_hw.train import locality
+
+    rows = model[0].hard_mapping().cpu().tolist()
+    bad = locality.check_first_layer(rows, loc["first_layer_centers"], loc["image_shape"], int(loc["radius"]),
+                                     int(ir["encoder"]["bits_per_feature"]))
+    if bad:
+        raise DwnHwError(f"the checkpoint was trained with --receptive-field {loc['radius']} but {bad} "
+                         "first-layer LUTs read bits outside their patch")
+    return {**{k: loc[k] for k in ("radius", "fanin", "box", "image_shape")}, "first_layer_outside_patch": 0}
 
 
 def _collapse(ir: dict, encoder) -> dict | None:

@@ -67,6 +67,13 @@ def _int_list(name: str, text: str) -> list[int]:
               "bits it uses most (one comparator each in hardware).")
 @click.option("--cap-warmup", type=click.IntRange(min=0), default=_D.cap_warmup, show_default=True,
               help="Epochs before --max-input-bits applies (0 with --init-from: at once).")
+@click.option("--receptive-field", type=click.IntRange(min=0), default=None,
+              help="Image data sets: local mappings that place and route fast. First-layer LUTs read only pixels "
+              "at most R rows/columns from their center (centers spread over the image); later LUTs read among "
+              "the --local-fanin LUTs nearest to them.")
+@click.option("--local-fanin", type=click.IntRange(min=1), default=None,
+              help="With --receptive-field: later layers choose their inputs among this many nearest LUTs "
+              "[default: 4n].")
 @click.option("--keep-best", is_flag=True,
               help="Also keep the checkpoint of the epoch with the highest validation accuracy so far in "
               "OUTPUT's name with .best (model.pt -> model.best.pt); needs --val-split. Freeze that file to "
@@ -84,7 +91,7 @@ def _int_list(name: str, text: str) -> list[int]:
 @click.pass_context
 def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_size, lr, lr_step, gamma, seed,
           shift, device, val_split, input_bits, label_column, csv_header, init_from, init_encoder, threshold_bits,
-          max_input_bits, cap_warmup, keep_best, output, metrics_json, resume, force, threads,
+          max_input_bits, cap_warmup, receptive_field, local_fanin, keep_best, output, metrics_json, resume, force, threads,
           quiet):
     """Train a DWN and write a self-contained checkpoint (thresholds, grid, weights, training state).
 
@@ -100,6 +107,7 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
                       lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split,
                       input_bits=input_bits, init_from=init_from, init_encoder=init_encoder,
                       threshold_bits=threshold_bits, max_input_bits=max_input_bits, cap_warmup=cap_warmup,
+                      receptive_field=receptive_field, local_fanin=local_fanin,
                       csv_label_column=label_column, csv_header=csv_header, keep_best=keep_best)
     epochs_override = None
     if resume:
@@ -108,7 +116,7 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
         given = [p for p in ("dataset", "encoder", "bits", "layers", "n", "mapping", "tau", "batch_size", "lr",
                              "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column",
                              "csv_header", "init_from", "init_encoder", "threshold_bits", "max_input_bits",
-                             "cap_warmup", "keep_best")
+                             "cap_warmup", "receptive_field", "local_fanin", "keep_best")
                  if ctx.get_parameter_source(p) == src.COMMANDLINE]
         if given:
             raise DwnHwError(f"--resume continues with the recorded options; drop {', '.join('--' + g.replace('_', '-') for g in given)}")

@@ -28,7 +28,8 @@ from dwn_hw.ir.grid import grid_thresholds, grid_x, snap_thresholds, threshold_r
 INIT_ENCODERS = ("keep", "refit")
 # options an --init-from run takes from its source unless given: the architecture, and the seed and
 # validation fraction (they decide which training samples are held out, so the source never trained on them)
-ARCH_OPTIONS = ("encoder", "bits", "layers", "n", "mapping", "tau", "val_split", "seed")
+ARCH_OPTIONS = ("encoder", "bits", "layers", "n", "mapping", "tau", "val_split", "seed", "receptive_field",
+                "local_fanin")
 
 
 def file_sha256(path) -> str:
@@ -67,6 +68,20 @@ def check_compatible(src: dict, arch: dict, features: int, num_classes: int, pat
         for key in ("input_size", "output_size", "n", "mapping"):
             if a[key] != b[key]:
                 raise DwnHwError(f"--init-from {path}: layer {i} has {key} {a[key]!r}, this run {b[key]!r}")
+
+
+def source_locality(src: dict, cfg) -> dict:
+    """The ``--init-from`` source's local-mapping record; refuses a source drawn otherwise (its mappings are
+    trained weights: redrawing them would throw the training away)."""
+    opts = src.get("options") or {}
+    rec = (src.get("hardware") or {}).get("locality")
+    mine = (cfg.receptive_field, cfg.local_fanin)
+    theirs = (opts.get("receptive_field"), opts.get("local_fanin"))
+    if rec is None or mine != theirs:
+        said = "global mappings" if rec is None else f"--receptive-field {theirs[0]} --local-fanin {theirs[1]}"
+        raise DwnHwError(f"--init-from: the source was trained with {said}; --receptive-field cannot redraw a "
+                         "trained model's mappings (train afresh, or start from a source with the same options)")
+    return dict(rec)
 
 
 def init_arch(src: dict, arch: dict) -> dict:

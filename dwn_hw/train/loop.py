@@ -26,7 +26,7 @@ from dwn_hw import outputs
 from dwn_hw.errors import DwnHwError, Interrupted, show
 from dwn_hw.fsutil import atomic_write_text
 from dwn_hw.train import arch as arch_mod
-from dwn_hw.train import augment
+from dwn_hw.train import augment, locality
 from dwn_hw.train import checkpoint as ckpt
 from dwn_hw.train import hardware
 from dwn_hw.datasets import DataSet, load_dataset
@@ -66,6 +66,8 @@ class TrainConfig:
     threshold_bits: int | None = None  # each comparison reads only the top K bits of the input
     max_input_bits: int | None = None  # the first layer's learnable mapping reads at most M encoder bits
     cap_warmup: int = 1               # epochs before the cap is applied
+    receptive_field: int | None = None  # local mappings: first-layer LUTs read pixels within R of their center
+    local_fanin: int | None = None    # with receptive_field: later LUTs read among the F nearest (default 4n)
     keep_best: bool = False           # also keep the checkpoint of the best validation epoch (best_path)
 
     def to_dict(self) -> dict:
@@ -296,6 +298,7 @@ def _run(cfg, output, device, resume, force, metrics_json, progress, epochs_over
     if prev is not None and ds.meta["test_sha256"] != prev["data"].get("test_sha256"):
         raise DwnHwError(f"the data of {cfg.dataset!r} changed since {output} was written; cannot resume")
     augment.check_shift(cfg.shift, ds.meta.get("image_shape"))
+    locality.check(cfg.receptive_field, cfg.local_fanin, ds.meta.get("image_shape"), cfg.layers, cfg.n)
     torch.manual_seed(cfg.seed)
     t = _tensors(ds, dev)
     r = _start(cfg, ds, t, prev, dev, d, log)
@@ -444,6 +447,16 @@ def _start(cfg, ds, t: _Tensors, prev, dev, d, log) -> _State:
         model.load_state_dict(prev["state_dict"])
     elif src is not None:
         hardware.load_weights(model, src, cfg.init_from)
+        if cfg.receptive_field is not None:
+            hw["locality"] = hardware.source_locality(src, cfg)
+    elif cfg.receptive_field is not None:
+        hw["locality"] = locality.apply(model, ds.meta["image_shape"], cfg.bits, t.x_train.cpu().numpy(),
+                                        cfg.receptive_field, cfg.local_fanin, cfg.seed, ds.num_classes)
+        rec = hw["locality"]
+        notes.append(f"--receptive-field {cfg.receptive_field}: first-layer LUTs read pixels at most "
+                     f"{cfg.receptive_field} rows/columns from their centers (box rows {rec['box'][0]}..{rec['box'][1] - 1}, "
+                     f"columns {rec['box'][2]}..{rec['box'][3] - 1}); later LUTs read among their {rec['fanin']} "
+                     "nearest inputs")
     ddp_model = wrap_ddp(model, d, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.gamma)

@@ -73,7 +73,7 @@ def _int_list(name: str, text: str) -> list[int]:
               "the --local-fanin LUTs nearest to them.")
 @click.option("--local-fanin", type=click.IntRange(min=1), default=None,
               help="With --receptive-field: later layers choose their inputs among this many nearest LUTs "
-              "[default: 4n].")
+              "[default: max(4n, 2 x the layer's inputs / its distinct anchors)].")
 @click.option("--keep-best", is_flag=True,
               help="Also keep the checkpoint of the epoch with the highest validation accuracy so far in "
               "OUTPUT's name with .best (model.pt -> model.best.pt); needs --val-split. Freeze that file to "

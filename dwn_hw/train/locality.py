@@ -12,7 +12,8 @@ place on the image instead:
   Adam's steps of ~lr cannot lift it), a random one draws from the patch.
 - **later layers**: LUT ``j`` has an anchor on the same curve (in the last layer the anchors are interleaved
   over the classes, so that every class sees the whole image) and reads ``n`` distinct LUTs of the layer before
-  among the ``fanin`` nearest to it, the least read first, so that every input stays in use.
+  among the ``fanin`` nearest to it, the least read first, so that every input stays in use. The default fanin,
+  ``max(4n, 2 * inputs / anchors)``, lets the anchors' neighbourhoods cover the layer before about twice.
 
 The mapping that comes out is an ordinary mapping (the IR does not change); what is recorded is how it was drawn.
 """
@@ -130,6 +131,12 @@ def nearest(prev_pos: np.ndarray, pos: np.ndarray, fanin: int, gen: np.random.Ge
     return out
 
 
+def default_fanin(n: int, inputs: int, anchors: int) -> int:
+    """Nearest inputs a later LUT chooses among, unless ``--local-fanin`` says: ``max(4n, ceil(2 * inputs /
+    anchors))``, so that the distinct anchors' neighbourhoods cover the layer before about twice over."""
+    return max(4 * int(n), -(-2 * int(inputs) // max(1, int(anchors))))
+
+
 def check(radius, fanin, image_shape, layers, n) -> None:
     """Refuse options the data set or architecture cannot take (one line each)."""
     if radius is None:
@@ -156,7 +163,6 @@ def apply(model, image_shape, bits: int, x_train, radius: int, fanin: int | None
     box = active_box(x_train, shape)
     gen = np.random.default_rng([int(seed), 0x10CA1])
     first = layers[0]
-    fan = int(fanin) if fanin is not None else 4 * max(l.n for l in layers)
     centers = spread(first.output_size, box, shape)
     cands = [patch_bits(c, shape, radius, bits) for c in centers]
     if first.learnable:
@@ -173,15 +179,17 @@ def apply(model, image_shape, bits: int, x_train, radius: int, fanin: int | None
     else:
         usage = np.zeros(first.input_size, dtype=np.int64)
         first.mapping.copy_(torch.from_numpy(draw(cands, first.n, usage, gen)))
-    pos = _coords(centers, shape)
+    pos, fans = _coords(centers, shape), []
     for i, layer in enumerate(layers[1:], start=1):
         last = i == len(layers) - 1
         anc = anchors(layer.output_size, box, shape, num_classes if last else None)
         here = _coords(anc, shape)
+        fan = int(fanin) if fanin is not None else default_fanin(layer.n, layer.input_size, len(set(anc.tolist())))
+        fans.append(fan)
         usage = np.zeros(layer.input_size, dtype=np.int64)
         layer.mapping.copy_(torch.from_numpy(draw(nearest(pos, here, fan, gen), layer.n, usage, gen)))
         pos = here
-    return {"radius": int(radius), "fanin": fan, "box": list(box), "image_shape": shape,
+    return {"radius": int(radius), "fanin": fans, "box": list(box), "image_shape": shape,
             "first_layer_centers": [int(c) for c in centers]}
 
 

@@ -67,7 +67,7 @@ class TrainConfig:
     max_input_bits: int | None = None  # the first layer's learnable mapping reads at most M encoder bits
     cap_warmup: int = 1               # epochs before the cap is applied
     receptive_field: int | None = None  # local mappings: first-layer LUTs read pixels within R of their center
-    local_fanin: int | None = None    # with receptive_field: later LUTs read among the F nearest (default 4n)
+    local_fanin: int | None = None    # with receptive_field: later LUTs read among the F nearest
     keep_best: bool = False           # also keep the checkpoint of the best validation epoch (best_path)
 
     def to_dict(self) -> dict:
@@ -455,8 +455,8 @@ def _start(cfg, ds, t: _Tensors, prev, dev, d, log) -> _State:
         rec = hw["locality"]
         notes.append(f"--receptive-field {cfg.receptive_field}: first-layer LUTs read pixels at most "
                      f"{cfg.receptive_field} rows/columns from their centers (box rows {rec['box'][0]}..{rec['box'][1] - 1}, "
-                     f"columns {rec['box'][2]}..{rec['box'][3] - 1}); later LUTs read among their {rec['fanin']} "
-                     "nearest inputs")
+                     f"columns {rec['box'][2]}..{rec['box'][3] - 1})" + (f"; later LUTs read among their "
+                     f"{'/'.join(map(str, rec['fanin']))} nearest inputs" if rec["fanin"] else ""))
     ddp_model = wrap_ddp(model, d, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.gamma)

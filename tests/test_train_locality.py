@@ -133,3 +133,10 @@ def test_init_from_a_global_source_refuses_to_redraw(tmp_path, capsys):
                      "-o", str(tmp_path / "ft.pt"))
     assert code == 2 and "cannot redraw" in err
     assert not (tmp_path / "ft.pt").exists()
+
+
+def test_an_input_cap_that_empties_a_patch_is_refused(tmp_path, capsys):
+    code, err = _cli(capsys, "train", "--layers", "200,100", "--n", "4", "--receptive-field", "0",
+                     "--max-input-bits", "10", "--epochs", "2", "--val-split", "0.1", "-q",
+                     "-o", str(tmp_path / "m.pt"))
+    assert code == 2 and "no encoder bit inside their --receptive-field 0 patch" in err

@@ -477,6 +477,14 @@ def _cap(r: _State, log) -> None:
     if r.arch["layers"][0].get("allowed_inputs") is not None:
         return
     rep = hardware.apply_input_cap(r.model, r.arch, r.cfg.max_input_bits)
+    loc = r.hw.get("locality")
+    if loc:
+        rows = r.model[0].hard_mapping().cpu().tolist()
+        bad = locality.check_first_layer(rows, loc["first_layer_centers"], loc["image_shape"], loc["radius"],
+                                         r.cfg.bits)
+        if bad:
+            raise DwnHwError(f"--max-input-bits {r.cfg.max_input_bits} leaves {bad} first-layer LUTs no encoder bit "
+                             f"inside their --receptive-field {loc['radius']} patch; raise the cap or the radius")
     r.hw["input_cap"] = {**rep, "after_epoch": len(r.history)}
     if log:
         log(f"--max-input-bits {r.cfg.max_input_bits}: the mapping read {rep['read_before']} encoder bits, "

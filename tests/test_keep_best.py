@@ -2,18 +2,11 @@
 import pytest
 import torch
 
-from dwn_hw.cli import main
 from dwn_hw.freeze import freeze
 from dwn_hw.train import checkpoint
 from dwn_hw.train.loop import TrainConfig, best_path, run
 
 CFG = dict(bits=3, layers=[60], n=[6], batch_size=64, epochs=5, val_split=0.25, keep_best=True, lr=0.03)
-
-
-def _cli(capsys, *argv):
-    with pytest.raises(SystemExit) as e:
-        main(list(argv))
-    return e.value.code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +34,18 @@ def test_best_file_holds_the_epoch_of_the_highest_validation_accuracy(trained):
         assert not torch.equal(last["state_dict"][key], best["state_dict"][key])
 
 
-def test_keep_best_needs_a_validation_split(tmp_path, capsys):
-    code, err = _cli(capsys, "train", "--layers", "20", "--epochs", "1", "--keep-best", "-o", str(tmp_path / "m.pt"))
+def test_keep_best_needs_a_validation_split(tmp_path, cli_exit):
+    code, err = cli_exit("train", "--layers", "20", "--epochs", "1", "--keep-best", "-o", str(tmp_path / "m.pt"))
     assert code == 2 and "needs --val-split" in err and not (tmp_path / "m.pt").exists()
 
 
-def test_an_earlier_best_file_is_not_overwritten_without_force(tmp_path, capsys):
+def test_an_earlier_best_file_is_not_overwritten_without_force(tmp_path, cli_exit):
     best = tmp_path / "m.best.pt"
     best.write_bytes(b"someone's file")
     args = ["train", "--layers", "20", "--epochs", "1", "--val-split", "0.2", "--keep-best", "-o", str(tmp_path / "m.pt")]
-    code, err = _cli(capsys, *args)
+    code, err = cli_exit(*args)
     assert code == 2 and "m.best.pt already exists" in err and best.read_bytes() == b"someone's file"
-    code, _ = _cli(capsys, *args, "--force")
+    code, _ = cli_exit(*args, "--force")
     assert code == 0 and checkpoint.read_record(best)["selected"]["epoch"] == 1
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from dwn_hw.freeze import freeze
-from dwn_hw.cli import main
 from dwn_hw.errors import DwnHwError
 from dwn_hw.ir.grid import snap_thresholds, threshold_bits_report, threshold_read_bits
 from dwn_hw.nn import LearnableMapping
@@ -21,13 +20,6 @@ def source(tmp_path_factory):
     path = tmp_path_factory.mktemp("src") / "src.pt"
     run(TrainConfig(**{**TINY, "epochs": 2}), str(path), progress=False)
     return path
-
-
-def _cli(capsys, *argv):
-    """(exit status, stderr) of ``dwn-hw ARGV`` under the command line's error policy."""
-    with pytest.raises(SystemExit) as e:
-        main(list(argv))
-    return e.value.code, capsys.readouterr().err
 
 
 def _sha(path):
@@ -72,12 +64,12 @@ def test_init_from_refuses_another_shape_in_one_line(source, tmp_path):
         run(TrainConfig(**TINY, init_from=str(tmp_path / "nope.pt")), str(tmp_path / "x.pt"), progress=False)
 
 
-def test_cli_init_from_takes_the_source_architecture(source, tmp_path, capsys):
+def test_cli_init_from_takes_the_source_architecture(source, tmp_path, cli_exit):
     out = tmp_path / "c.pt"
-    code, err = _cli(capsys, "train", "--init-from", str(source), "--epochs", "1", "-q", "-o", str(out))
+    code, err = cli_exit("train", "--init-from", str(source), "--epochs", "1", "-q", "-o", str(out))
     assert code == 0, err
     assert checkpoint.read_record(out)["options"]["layers"] == [50]
-    code, err = _cli(capsys, "train", "--init-from", str(source), "--layers", "60", "-q", "-o", str(tmp_path / "d.pt"))
+    code, err = cli_exit("train", "--init-from", str(source), "--layers", "60", "-q", "-o", str(tmp_path / "d.pt"))
     assert code == 2 and "output_size 50, this run 60" in err and len(err.strip().splitlines()) == 1
 
 
@@ -102,15 +94,15 @@ def test_bad_values_are_refused(kw, msg):
     (["--threshold-bits", "0"], "--threshold-bits"), (["--max-input-bits", "0"], "--max-input-bits"),
     (["--cap-warmup", "-1"], "--cap-warmup"), (["--init-encoder", "x"], "--init-encoder"),
 ])
-def test_cli_refuses_bad_values(tmp_path, args, msg, capsys):
-    code, err = _cli(capsys, "train", *args, "-o", str(tmp_path / "m.pt"))
+def test_cli_refuses_bad_values(tmp_path, args, msg, cli_exit):
+    code, err = cli_exit("train", *args, "-o", str(tmp_path / "m.pt"))
     assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
 
 
-def test_resume_refuses_new_hardware_options(tmp_path, capsys):
+def test_resume_refuses_new_hardware_options(tmp_path, cli_exit):
     out = tmp_path / "m.pt"
     run(TrainConfig(**TINY), str(out), progress=False)
-    code, err = _cli(capsys, "train", "--resume", "--threshold-bits", "3", "-o", str(out))
+    code, err = cli_exit("train", "--resume", "--threshold-bits", "3", "-o", str(out))
     assert code == 2 and "drop --threshold-bits" in err
 
 

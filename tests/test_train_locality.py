@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from dwn_hw.cli import main
 from dwn_hw.freeze import freeze
 from dwn_hw.train import checkpoint, locality
 from dwn_hw.train.loop import TrainConfig, run
@@ -11,12 +10,6 @@ from dwn_hw.train.loop import TrainConfig, run
 # digits: 8x8 images; two layers so that both the patch rule and the nearest-input rule are exercised
 LOCAL = dict(dataset="digits", bits=3, layers=[120, 60], n=[4], batch_size=64, epochs=2, receptive_field=1,
              val_split=0.1)
-
-
-def _cli(capsys, *argv):
-    with pytest.raises(SystemExit) as e:
-        main(list(argv))
-    return e.value.code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -114,29 +107,29 @@ def test_masked_weights_survive_training_and_resume(tmp_path):
     (["--dataset", "npz:{npz}", "--receptive-field", "1"], "not the pixels of an image"),
     (["--receptive-field", "1", "--local-fanin", "2"], "--local-fanin must be an integer of at least n = 4"),
 ])
-def test_cli_refuses_bad_locality_options(tmp_path, capsys, args, msg):
+def test_cli_refuses_bad_locality_options(tmp_path, cli_exit, args, msg):
     npz = tmp_path / "d.npz"
     rng = np.random.default_rng(0)
     np.savez(npz, x_train=rng.integers(0, 16, (64, 6)), y_train=rng.integers(0, 2, 64),
              x_test=rng.integers(0, 16, (16, 6)), y_test=rng.integers(0, 2, 16))
     args = [a.format(npz=npz) for a in args]
-    code, err = _cli(capsys, "train", "--layers", "20", "--n", "4", "--epochs", "1", "-q",
+    code, err = cli_exit("train", "--layers", "20", "--n", "4", "--epochs", "1", "-q",
                      "-o", str(tmp_path / "m.pt"), *args)
     assert code == 2 and msg in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_init_from_a_global_source_refuses_to_redraw(tmp_path, capsys):
+def test_init_from_a_global_source_refuses_to_redraw(tmp_path, cli_exit):
     src = tmp_path / "g.pt"
     run(TrainConfig(dataset="digits", bits=3, layers=[40], n=[4], batch_size=64, epochs=1), str(src), progress=False)
-    code, err = _cli(capsys, "train", "--init-from", str(src), "--receptive-field", "1", "-q",
+    code, err = cli_exit("train", "--init-from", str(src), "--receptive-field", "1", "-q",
                      "-o", str(tmp_path / "ft.pt"))
     assert code == 2 and "cannot redraw" in err
     assert not (tmp_path / "ft.pt").exists()
 
 
-def test_an_input_cap_that_empties_a_patch_is_refused(tmp_path, capsys):
-    code, err = _cli(capsys, "train", "--layers", "200,100", "--n", "4", "--receptive-field", "0",
+def test_an_input_cap_that_empties_a_patch_is_refused(tmp_path, cli_exit):
+    code, err = cli_exit("train", "--layers", "200,100", "--n", "4", "--receptive-field", "0",
                      "--max-input-bits", "10", "--epochs", "2", "--val-split", "0.1", "-q",
                      "-o", str(tmp_path / "m.pt"))
     assert code == 2 and "no encoder bit inside their --receptive-field 0 patch" in err

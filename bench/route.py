@@ -34,11 +34,14 @@ def dwn(*args: str) -> list[str]:
     return [sys.executable, "-m", "dwn_hw.cli", *args]
 
 
-def last_router_line(build: Path) -> str | None:
-    """The router's last progress line in the nextpnr log of the build (what was left when it stopped)."""
-    logs = sorted(build.glob("*nextpnr.log"))
-    for log in logs:
-        lines = [ln for ln in log.read_text(errors="replace").splitlines() if re.match(r"Info:\s+\d+ \|", ln)]
+def last_router_line(build: Path, synth_log: Path) -> str | None:
+    """The router's last progress line (what was left when it stopped): from the nextpnr log of the build, else
+    from synth's own progress lines (a killed nextpnr may not have flushed its log)."""
+    for log in [*sorted(build.glob("*nextpnr.log")), synth_log]:
+        if not log.exists():
+            continue
+        lines = [m.group(0) for ln in log.read_text(errors="replace").splitlines()
+                 if (m := re.search(r"Info:\s+\d+ \|.*", ln))]
         if lines:
             return lines[-1].strip()
     return None
@@ -55,11 +58,12 @@ def one(name: str, ir: str, args, work: Path) -> dict:
     t0 = time.perf_counter()
     rc = 0
     if not args.report_only:
-        try:
-            rc = subprocess.run(dwn("synth", str(bundle), "--board", args.board, "--json", str(report), "--force",
-                                    "-q", *flags), timeout=args.timeout, capture_output=True).returncode
-        except subprocess.TimeoutExpired:
-            rc = None
+        with open(work / f"{name}.synth.log", "w") as log:
+            try:
+                rc = subprocess.run(dwn("synth", str(bundle), "--board", args.board, "--json", str(report), "--force",
+                                        *flags), timeout=args.timeout, stdout=log, stderr=subprocess.STDOUT).returncode
+            except subprocess.TimeoutExpired:
+                rc = None
     wall = time.perf_counter() - t0
     out = {"ir": ir, "routed": False, "wall_s": round(wall, 1)}
     build = bundle / "build" / "synth" / args.board
@@ -73,7 +77,7 @@ def one(name: str, ir: str, args, work: Path) -> dict:
     else:
         # --report-only: a run without a report is taken to have been stopped at --timeout
         out["stopped_after_s"] = args.timeout if rc is None or args.report_only else None
-    out["router_last_line"] = last_router_line(build) if build.exists() else None
+    out["router_last_line"] = last_router_line(build, work / f"{name}.synth.log")
     return out
 
 

@@ -65,7 +65,7 @@ def one(name: str, ir: str, args, work: Path) -> dict:
             except subprocess.TimeoutExpired:
                 rc = None
     wall = time.perf_counter() - t0
-    out = {"ir": ir, "routed": False, "wall_s": round(wall, 1)}
+    out = {"ir": ir, "routed": False, "wall_s": None if args.report_only else round(wall, 1)}
     build = bundle / "build" / "synth" / args.board
     if report.exists() and rc == 0:
         rep = json.loads(report.read_text())

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dwn_hw.fsutil import atomic_write_text  # noqa: E402
+from dwn_hw.synth.boards import load_board  # noqa: E402
 
 
 def dwn(*args: str) -> list[str]:
@@ -49,7 +50,7 @@ def last_router_line(build: Path, synth_log: Path) -> str | None:
 
 def one(name: str, ir: str, args, work: Path) -> dict:
     bundle = work / name
-    ice40 = args.board in ("icebreaker", "ice40_hx8k_b_evn")
+    ice40 = load_board(args.board).family == "ice40"
     if not args.report_only:
         subprocess.run(dwn("export", ir, "-o", str(bundle), "--board", args.board, "--pipeline", args.pipeline,
                            "--force"), check=True, capture_output=True)

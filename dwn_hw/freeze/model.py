@@ -334,9 +334,7 @@ def _locality_meta(ir: dict, model, loc: dict) -> dict:
     reads outside its patch (simplification only drops reads, so the IR's are inside too)."""
     from dwn_hw.train import locality
 
-    rows = model[0].hard_mapping().cpu().tolist()
-    bad = locality.check_first_layer(rows, loc["first_layer_centers"], loc["image_shape"], int(loc["radius"]),
-                                     int(ir["encoder"]["bits_per_feature"]))
+    bad = locality.model_outside_patches(model, loc, ir["encoder"]["bits_per_feature"])
     if bad:
         raise DwnHwError(f"the checkpoint was trained with --receptive-field {loc['radius']} but {bad} "
                          "first-layer LUTs read bits outside their patch")

@@ -173,9 +173,6 @@ def apply(model, image_shape, bits: int, x_train, radius: int, fanin: int | None
                 keep[torch.from_numpy(cand), j * first.n:(j + 1) * first.n] = True
             w.masked_fill_(~keep.to(w.device), MASKED)
         first.mapping.invalidate_hard_mapping()
-        allowed = first.mapping.allowed
-        if allowed is not None and not all(bool(allowed[torch.from_numpy(c)].any()) for c in cands):
-            raise DwnHwError("--receptive-field: the input cap leaves a LUT no input in its patch")
     else:
         usage = np.zeros(first.input_size, dtype=np.int64)
         first.mapping.copy_(torch.from_numpy(draw(cands, first.n, usage, gen)))
@@ -200,3 +197,9 @@ def check_first_layer(mapping, centers, image_shape, radius: int, bits: int) -> 
         if not np.isin(np.asarray(row), patch_bits(int(c), image_shape, radius, bits)).all():
             bad += 1
     return bad
+
+
+def model_outside_patches(model, rec: dict, bits: int) -> int:
+    """:func:`check_first_layer` of ``model``'s first layer under the checkpoint's ``hardware["locality"]``."""
+    rows = model[0].hard_mapping().cpu().tolist()
+    return check_first_layer(rows, rec["first_layer_centers"], rec["image_shape"], int(rec["radius"]), int(bits))

@@ -479,9 +479,7 @@ def _cap(r: _State, log) -> None:
     rep = hardware.apply_input_cap(r.model, r.arch, r.cfg.max_input_bits)
     loc = r.hw.get("locality")
     if loc:
-        rows = r.model[0].hard_mapping().cpu().tolist()
-        bad = locality.check_first_layer(rows, loc["first_layer_centers"], loc["image_shape"], loc["radius"],
-                                         r.cfg.bits)
+        bad = locality.model_outside_patches(r.model, loc, r.cfg.bits)
         if bad:
             raise DwnHwError(f"--max-input-bits {r.cfg.max_input_bits} leaves {bad} first-layer LUTs no encoder bit "
                              f"inside their --receptive-field {loc['radius']} patch; raise the cap or the radius")

@@ -83,6 +83,13 @@ def spread(values: list[float]) -> dict:
             "min": min(values), "max": max(values), "n": len(values)}
 
 
+def non_dominated(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (LUTs, accuracy) points that no other point beats: none with fewer or as many LUTs and as
+    high or higher accuracy, better in one of the two. Ties (the same point twice) keep both."""
+    return [i for i, (l, a) in enumerate(points)
+            if not any(l2 <= l and a2 >= a and (l2, a2) != (l, a) for l2, a2 in points)]
+
+
 def plot(results: dict, published: list, path: Path) -> None:
     """Accuracy against LUTs: our committed models (seed spread as a bar) and the published points."""
     import matplotlib
@@ -93,9 +100,14 @@ def plot(results: dict, published: list, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     models = sorted(results["models"].values(), key=lambda m: m["luts"])
-    xs = [m["luts"] for m in models]
-    ax.plot(xs, [100 * next(r["test_accuracy"] for r in m["runs"] if r.get("committed")) for m in models], "o-",
-            color="C0", label="dwn-hw, committed models (yosys synth_xilinx, xc7a35t, with encoder)")
+    committed = [100 * next(r["test_accuracy"] for r in m["runs"] if r.get("committed")) for m in models]
+    front = non_dominated([(m["luts"], a) for m, a in zip(models, committed)])
+    ax.plot([models[i]["luts"] for i in front], [committed[i] for i in front], "o-", color="C0",
+            label="dwn-hw, committed models on the front (yosys synth_xilinx, xc7a35t, with encoder)")
+    off = [i for i in range(len(models)) if i not in front]
+    if off:
+        ax.plot([models[i]["luts"] for i in off], [committed[i] for i in off], "o", color="C0", mfc="none",
+                label="dwn-hw, committed models another one dominates")
     for m in models:
         t = m["test_accuracy"]
         ax.errorbar([m["luts"]], [100 * t["mean"]], yerr=[[100 * (t["mean"] - t["min"])], [100 * (t["max"] - t["mean"])]],

@@ -229,3 +229,40 @@ def test_timeout_stops_starting_trials(tmp_path, capsys, fake):
     cap = sweep(tmp_path, capsys, "--trials", "1000", "--timeout", "1.5", "--no-prune")
     n = len(load(tmp_path).trials)
     assert 1 <= n < 1000 and "stopped by --timeout" in cap.out
+
+
+def test_enqueue_runs_given_points_first_once(tmp_path, capsys, fake):
+    pts = tmp_path / "points.json"
+    pts.write_text(json.dumps([{"luts": 150, "bits": 2, "encoder": "uniform"}, {"luts": 12}]))
+    cap = sweep(tmp_path, capsys, "--trials", "3", "--no-prune", "--enqueue", str(pts),
+                "--enqueue", '{"luts": 40, "bits": 4, "encoder": "distributive"}')
+    assert "queued 3 of 3 point(s)" in cap.err
+    trials = load(tmp_path).trials
+    assert trials[0].params == {"luts": 150, "bits": 2, "encoder": "uniform"}
+    assert trials[1].params["luts"] == 12 and set(trials[1].params) == {"luts", "bits", "encoder"}  # rest sampled
+    assert trials[2].params == {"luts": 40, "bits": 4, "encoder": "distributive"}
+    assert fake.cfg.layers == [40] and fake.cfg.bits == 4
+    # the same full points again: already tried, nothing queued, no fourth trial
+    cap = sweep(tmp_path, capsys, "--trials", "3", "--enqueue", '{"luts": 40, "bits": 4, "encoder": "distributive"}')
+    assert "queued 0 of 1 point(s) to be tried first; the study has tried the other 1 already" in cap.err
+    assert len(load(tmp_path).trials) == 3
+    # a new point when the study has its trials: queued, and the user is told to raise --trials
+    cap = sweep(tmp_path, capsys, "--trials", "3", "--enqueue", '{"luts": 77}')
+    assert "queued 1 of 1" in cap.err and "raise --trials to run them" in cap.err
+    sweep(tmp_path, capsys, "--trials", "4", "--no-prune")
+    assert [t.params["luts"] for t in load(tmp_path).trials][3] == 77
+
+
+@pytest.mark.parametrize("point, says", [
+    ('{"luts": 5}', "luts=5 is outside the space: luts is an integer in [10, 200]"),
+    ('{"luts": 20.5}', "luts=20.5 is outside the space"),
+    ('{"encoder": "gaussian"}', "encoder=\"gaussian\" is outside the space: encoder is one of"),
+    ('{"epochs": 2}', "'epochs' is not a searched parameter (fixed by the space)"),
+    ('{"luts": ', "not JSON"),
+    ('[3]', "each point is a non-empty JSON object"),
+    ('no_such_file.json', "neither a JSON object nor a readable file"),
+])
+def test_enqueue_refuses_points_outside_the_space(tmp_path, capsys, fake, point, says):
+    cap = sweep(tmp_path, capsys, "--trials", "1", "--enqueue", point, code=2)
+    assert cap.err.startswith("error: --enqueue") and says in cap.err and len(cap.err.strip().splitlines()) == 1
+    assert fake.synth_calls == 0

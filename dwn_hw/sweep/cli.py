@@ -49,6 +49,10 @@ def _board_names():
               help="Multi-objective sampler: TPE (MOTPE), NSGA-II, or random.")
 @click.option("--from", "from_csv", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Seed a new study with the trials of a trials.csv (from another machine), then continue.")
+@click.option("--enqueue", "enqueue", multiple=True, metavar="POINT",
+              help="Try this point of the space first: a JSON object of searched parameters (those left out are "
+                   "sampled), a JSON list of them, or a file holding either; repeatable. A point the study has "
+                   "already tried is not queued again.")
 @click.option("--fmax", is_flag=True,
               help="Also place and route each core alone for its Fmax (iCE40/ECP5 boards; slower).")
 @click.option("--prune/--no-prune", default=True, show_default=True,
@@ -63,7 +67,7 @@ def _board_names():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (one line per finished trial stays).")
 @click.option("--worker-index", type=int, default=None, hidden=True)
 def sweep_cmd(dataset, out, board, trials, timeout, space_path, storage, study_name, jobs, seed, val_split, sampler,
-              from_csv, fmax, prune, prune_margin, prune_after, heartbeat, published, quiet, worker_index):
+              from_csv, enqueue, fmax, prune, prune_margin, prune_after, heartbeat, published, quiet, worker_index):
     """Search architectures and encoders for the best accuracy per LUT on a board (Optuna, multi-objective).
 
     One trial trains a model on the training set minus a validation split, freezes it, exports the
@@ -93,6 +97,7 @@ def sweep_cmd(dataset, out, board, trials, timeout, space_path, storage, study_n
         raise DwnHwError(f"--prune-margin must be in [0, 1), not {prune_margin!r}")
     load_board(board)
     space = load_space(space_path, dataset)
+    points = [pt for text in enqueue for pt in _points(text, space)]
     pub = _published(published)
     features, classes = obj_mod.data_shape(dataset)
     out_p = Path(out).resolve()
@@ -118,6 +123,17 @@ def sweep_cmd(dataset, out, board, trials, timeout, space_path, storage, study_n
         if from_csv:
             added = outputs.rebuild_from_csv(study, Path(from_csv), space, space.version)
             click.echo(f"sweep: seeded the study with {added} trials from {from_csv}", err=True)
+        if points:
+            before = len(study.get_trials(deepcopy=False))
+            for pt in points:
+                study.enqueue_trial(pt, skip_if_exists=True)
+            queued = len(study.get_trials(deepcopy=False)) - before
+            done = study_mod.counts(study).complete
+            click.echo(f"sweep: --enqueue queued {queued} of {len(points)} point(s) to be tried first"
+                       + (f"; the study has tried the other {len(points) - queued} already" if queued < len(points)
+                          else "")
+                       + (f"; it has its {trials} complete trials, so raise --trials to run them"
+                          if queued and done >= trials else ""), err=True)
     deadline = time.time() + timeout if timeout else None
 
     def write():
@@ -201,6 +217,45 @@ def _safe_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
+def _points(text: str, space) -> list[dict]:
+    """The points of one --enqueue value (inline JSON or a file), each checked against the space."""
+    source = text
+    if not text.lstrip().startswith(("{", "[")):
+        try:
+            text = Path(text).read_text()
+        except OSError as exc:
+            raise DwnHwError(f"--enqueue {source}: neither a JSON object nor a readable file ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DwnHwError(f"--enqueue {source}: not JSON ({exc})") from None
+    data = data if isinstance(data, list) else [data]
+    for pt in data:
+        if not isinstance(pt, dict) or not pt:
+            raise DwnHwError(f"--enqueue {source}: each point is a non-empty JSON object of parameters, "
+                             f"not {json.dumps(pt)}")
+        for name, v in pt.items():
+            spec = space.params.get(name)
+            if spec is None:
+                fixed = " (fixed by the space)" if name in space.fixed else ""
+                raise DwnHwError(f"--enqueue {source}: {name!r} is not a searched parameter{fixed}; searched: "
+                                 f"{', '.join(space.params)}")
+            if spec["type"] == "categorical":
+                ok = v in spec["choices"]
+            else:
+                kind = int if spec["type"] == "int" else (int, float)
+                ok = (isinstance(v, kind) and not isinstance(v, bool) and spec["low"] <= v <= spec["high"]
+                      and (spec["type"] == "float" or (v - spec["low"]) % spec.get("step", 1) == 0))
+            if not ok:
+                where = (f"one of {spec['choices']}" if spec["type"] == "categorical"
+                         else f"{'an integer' if spec['type'] == 'int' else 'a number'} in "
+                              f"[{spec['low']}, {spec['high']}]" + (f" on step {spec['step']}" if spec.get("step", 1) != 1 else ""))
+                raise DwnHwError(f"--enqueue {source}: {name}={json.dumps(v)} is outside the space: {name} is {where}")
+            if spec["type"] == "float":
+                pt[name] = float(v)  # 3 and 3.0 are the same point to Optuna only as floats
+    return data
+
+
 def _published(path):
     if path is None:
         return None
@@ -235,7 +290,7 @@ def _worker_argv(ctx) -> list[str]:
     """This command's options as a command line for one worker (without --jobs and --from)."""
     argv = ["sweep"]
     for p in ctx.command.params:
-        if p.name in ("jobs", "worker_index", "from_csv"):
+        if p.name in ("jobs", "worker_index", "from_csv", "enqueue"):
             continue
         value = ctx.params[p.name]
         long = [o for o in p.opts if o.startswith("--")][0]

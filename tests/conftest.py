@@ -1,5 +1,25 @@
 """Shared test fixtures."""
+import importlib.util
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str):
+    """A repository script that is not a package module (``bench/qor.py``, ``scripts/frontier.py``), imported."""
+    path = ROOT / relpath
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def script_module():
+    """``script_module("bench/qor.py")``: that script imported as a module (see :func:`load_script`)."""
+    return load_script
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ is torch-dwn's formula, its dry run on the CPU exercises every section, and a fa
 prints one JSON object."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.py"
@@ -20,10 +20,7 @@ SCRIPT = ROOT / "bench" / "gpu_check.py"
 
 @pytest.fixture(scope="module")
 def gc():
-    spec = importlib.util.spec_from_file_location("gpu_check_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench/gpu_check.py")
 
 
 def _run(args, env_extra=None, timeout=240):

@@ -1,22 +1,14 @@
 """scripts/frontier.py: the plot's line joins only the models no other committed model dominates."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _frontier():
-    spec = importlib.util.spec_from_file_location("frontier_under_test", ROOT / "scripts" / "frontier.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_non_dominated():
-    nd = _frontier().non_dominated
+def test_non_dominated(script_module):
+    nd = script_module("scripts/frontier.py").non_dominated
     # (LUTs, accuracy): the second is beaten by the third (fewer LUTs, higher accuracy), the fourth by nothing.
     assert nd([(700, 94.9), (2200, 97.5), (2100, 98.1), (3800, 98.3)]) == [0, 2, 3]
     assert nd([(100, 90.0), (100, 90.0)]) == [0, 1]  # the same point twice: neither beats the other
@@ -25,8 +17,8 @@ def test_non_dominated():
     assert nd([]) == []
 
 
-def test_plot_of_committed_results(tmp_path):
-    fr = _frontier()
+def test_plot_of_committed_results(tmp_path, script_module):
+    fr = script_module("scripts/frontier.py")
     results = json.loads((ROOT / "bench" / "results" / "frontier.json").read_text())
     out = tmp_path / "frontier.png"
     fr.plot(results, json.loads(fr.PUBLISHED.read_text()), out)

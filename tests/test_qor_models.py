@@ -1,20 +1,15 @@
 """bench/qor.py --section models: per-stage cells of a whole core add up to yosys' hierarchical total."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
+from conftest import load_script
 from dwn_hw.hdl.plan import plan
 from dwn_hw.ir import random_ir, validate
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _qor():
-    spec = importlib.util.spec_from_file_location("qor", ROOT / "bench" / "qor.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench/qor.py")
 
 
 def test_stages_sum_to_hierarchical_total():

@@ -1,11 +1,9 @@
 """bench/qor.py --section models: per-stage cells of a whole core add up to yosys' hierarchical total."""
 from __future__ import annotations
 
-
 from conftest import load_script
 from dwn_hw.hdl.plan import plan
 from dwn_hw.ir import random_ir, validate
-
 
 
 def _qor():

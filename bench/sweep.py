@@ -28,6 +28,8 @@ def dwn(*args: str) -> list[str]:
 
 def by_hand(trial: dict, space, dataset: str, board: str, val_split: float, seed: int, work: Path) -> float:
     """One trial as three commands; returns its seconds."""
+    from dwn_hw.train.cli import train_argv
+
     params = {k[len("param_"):]: v for k, v in trial.items() if k.startswith("param_") and v != ""}
     typed = {}
     for name, text in params.items():
@@ -36,13 +38,8 @@ def by_hand(trial: dict, space, dataset: str, board: str, val_split: float, seed
                        else next(c for c in spec["choices"] if str(c) == text))
     cfg, export = space.settings(typed, dataset=dataset, seed=seed, val_split=val_split, num_classes=10)
     model, bundle = work / f"t{trial['number']}.pt", work / f"t{trial['number']}"
-    train = dwn("train", "--dataset", dataset, "-o", str(model), "--force", "-q", "--encoder", cfg.encoder,
-                "--bits", str(cfg.bits), "--layers", ",".join(map(str, cfg.layers)), "--n", ",".join(map(str, cfg.n)),
-                "--mapping", cfg.mapping, "--tau", repr(cfg.tau), "--epochs", str(cfg.epochs),
-                "--batch-size", str(cfg.batch_size), "--lr", repr(cfg.lr), "--lr-step", str(cfg.lr_step),
-                "--gamma", repr(cfg.gamma), "--seed", str(seed), "--val-split", repr(val_split))
-    if cfg.input_bits is not None:
-        train += ["--input-bits", str(cfg.input_bits)]
+    # every option of the trial's configuration (the space's fixed values too), as the sweep trains it
+    train = dwn("train", *train_argv(cfg), "-o", str(model), "--force", "-q")
     t0 = time.monotonic()
     for command in (train,
                     dwn("export", str(model), "-o", str(bundle), "--board", board, "--force",

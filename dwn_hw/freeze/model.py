@@ -280,12 +280,24 @@ def freeze_checked(obj, encoder, grid, simplify, test_set):
         warn(f"{collapse_text(collapse)}{_accuracy_text(ir)}; {_collapse_fix(ckpt, collapse)}")
     if ckpt is not None:
         _hardware_meta(ir, ckpt)
+    if ckpt is not None and isinstance(ckpt.meta.get("options"), dict):
+        ir["meta"]["training_command"] = training_command(ckpt.meta["options"])
     if ckpt is not None and isinstance(ckpt.meta.get("metrics"), dict):
         rec = {k: v for k, v in ckpt.meta["metrics"].items()
                if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
         if rec:
             ir["meta"]["training_metrics"] = rec
     return validate(ir), q, scores, classes
+
+
+def training_command(options: dict) -> str:
+    """The ``dwn-hw train`` command line of a checkpoint's recorded options (``-o`` left out)."""
+    import shlex
+
+    from dwn_hw.train.cli import train_argv
+    from dwn_hw.train.loop import TrainConfig
+
+    return shlex.join(["dwn-hw", "train", *train_argv(TrainConfig.from_dict(options))])
 
 
 HARDWARE_OPTIONS = ("input_bits", "threshold_bits", "max_input_bits", "cap_warmup", "init_from", "init_encoder",

@@ -1,6 +1,8 @@
 """``dwn-hw train``: from a data set to a self-contained checkpoint in one command."""
 from __future__ import annotations
 
+from dataclasses import fields
+
 import click
 
 from dwn_hw.errors import DwnHwError
@@ -102,22 +104,12 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
     """
     from dwn_hw.train import loop
 
-    cfg = TrainConfig(dataset=dataset, encoder=encoder, bits=bits, layers=_int_list("--layers", layers),
-                      n=_int_list("--n", n), mapping=mapping, tau=tau, epochs=epochs, batch_size=batch_size,
-                      lr=lr, lr_step=lr_step, gamma=gamma, seed=seed, shift=shift, val_split=val_split,
-                      input_bits=input_bits, init_from=init_from, init_encoder=init_encoder,
-                      threshold_bits=threshold_bits, max_input_bits=max_input_bits, cap_warmup=cap_warmup,
-                      receptive_field=receptive_field, local_fanin=local_fanin,
-                      csv_label_column=label_column, csv_header=csv_header, keep_best=keep_best)
+    cfg = config_from_params(ctx.params)
     epochs_override = None
     if resume:
         # a resumed run keeps its recorded options; only --epochs may extend it
         src = click.core.ParameterSource
-        given = [p for p in ("dataset", "encoder", "bits", "layers", "n", "mapping", "tau", "batch_size", "lr",
-                             "lr_step", "gamma", "seed", "shift", "val_split", "input_bits", "label_column",
-                             "csv_header", "init_from", "init_encoder", "threshold_bits", "max_input_bits",
-                             "cap_warmup", "receptive_field", "local_fanin", "keep_best")
-                 if ctx.get_parameter_source(p) == src.COMMANDLINE]
+        given = [p for p in _CONFIG_PARAMS if p != "epochs" and ctx.get_parameter_source(p) == src.COMMANDLINE]
         if given:
             raise DwnHwError(f"--resume continues with the recorded options; drop {', '.join('--' + g.replace('_', '-') for g in given)}")
         if ctx.get_parameter_source("epochs") == src.COMMANDLINE:
@@ -130,6 +122,44 @@ def train(ctx, dataset, encoder, bits, layers, n, mapping, tau, epochs, batch_si
                  threads=threads or None)
     finally:
         loop.shutdown()
+
+
+# the command's options that make its TrainConfig (option name -> field name where they differ)
+_FIELD_OF = {"label_column": "csv_label_column"}
+_CONFIG_PARAMS = [p.name for p in train.params
+                  if _FIELD_OF.get(p.name, p.name) in {f.name for f in fields(TrainConfig)}]
+
+
+def config_from_params(params: dict) -> TrainConfig:
+    """The :class:`TrainConfig` that ``dwn-hw train`` builds from its parsed options (``ctx.params``)."""
+    values = {_FIELD_OF.get(name, name): params[name] for name in _CONFIG_PARAMS}
+    values["layers"] = _int_list("--layers", values["layers"])
+    values["n"] = _int_list("--n", values["n"])
+    return TrainConfig(**values)
+
+
+def train_argv(cfg: TrainConfig) -> list[str]:
+    """The ``dwn-hw train`` options that make ``cfg`` (those at their default left out), without ``-o``.
+
+    ``config_from_params`` of these options, parsed, gives ``cfg`` back (``tests/test_train_argv.py``): the
+    sweep's by-hand baseline and the IR's ``meta.training_command`` are built with it.
+    """
+    argv = []
+    by_name = {p.name: p for p in train.params}
+    for name in _CONFIG_PARAMS:
+        value = getattr(cfg, _FIELD_OF.get(name, name))
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(int(v)) for v in value)
+        default = by_name[name].default
+        if value == default or (value is None and default is None):
+            continue
+        flag = by_name[name].opts[0] if name != "n" else "--n"
+        if by_name[name].is_flag:
+            if value:
+                argv.append(flag)
+            continue
+        argv += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return argv
 
 
 def _from_source(ctx, cfg: TrainConfig, path: str) -> None:

@@ -86,6 +86,9 @@ def ir_summary(ir: dict) -> list[tuple[str, str]]:
     if "checked" in meta:
         c = meta["checked"]
         rows.append(("checked", f"equal to {c['against']} on {c['vectors']} vectors ({c['inputs']})"))
+    if isinstance(meta.get("training_command"), str):
+        epoch = (meta.get("training_metrics") or {}).get("epochs")
+        rows.append(("trained by", meta["training_command"] + (f" (the IR is epoch {epoch})" if epoch else "")))
     return rows
 
 

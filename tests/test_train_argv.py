@@ -42,7 +42,7 @@ def test_defaults_are_left_out():
     assert train_argv(TrainConfig(epochs=5, keep_best=False, val_split=0.2)) == ["--epochs", "5", "--val-split", "0.2"]
 
 
-def test_the_irs_training_command_retrains_the_same_model(tmp_path, cli_exit):
+def test_the_irs_training_command_retrains_the_same_model(tmp_path, cli_exit, capsys):
     import json
     import shlex
 
@@ -60,3 +60,9 @@ def test_the_irs_training_command_retrains_the_same_model(tmp_path, cli_exit):
     assert cli_exit("freeze", tmp_path / "b.pt", "-o", tmp_path / "b.ir.json")[0] == 0
     b = json.loads((tmp_path / "b.ir.json").read_text())
     assert a["encoder"] == b["encoder"] and a["layers"] == b["layers"] and a["meta"]["accuracy"] == b["meta"]["accuracy"]
+    # dwn-hw info shows it, with the epoch the IR holds
+    from dwn_hw.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["info", str(tmp_path / "a.ir.json")])
+    assert f"trained by       {command} (the IR is epoch 2)" in capsys.readouterr().out

@@ -112,8 +112,9 @@ def plot(results: dict, published: list, path: Path) -> None:
         t = m["test_accuracy"]
         ax.errorbar([m["luts"]], [100 * t["mean"]], yerr=[[100 * (t["mean"] - t["min"])], [100 * (t["max"] - t["mean"])]],
                     fmt="_", color="C0", alpha=0.6, capsize=4)
-    ax.plot([], [], "_", color="C0", alpha=0.6, label=f"dwn-hw, mean and range over {models[0]['test_accuracy']['n']} seeds"
-            if models else "")
+    ns = sorted({m["test_accuracy"]["n"] for m in models})
+    seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}-{ns[-1]}"
+    ax.plot([], [], "_", color="C0", alpha=0.6, label=f"dwn-hw, mean and range over {seeds} seeds" if models else "")
     styles = {}
     for p in published:
         key = p["label"]

@@ -150,10 +150,9 @@ def train_argv(cfg: TrainConfig) -> list[str]:
         value = getattr(cfg, _FIELD_OF.get(name, name))
         if isinstance(value, (list, tuple)):
             value = ",".join(str(int(v)) for v in value)
-        default = by_name[name].default
-        if value == default or (value is None and default is None):
+        if value == by_name[name].default:
             continue
-        flag = by_name[name].opts[0] if name != "n" else "--n"
+        flag = by_name[name].opts[0]
         if by_name[name].is_flag:
             if value:
                 argv.append(flag)

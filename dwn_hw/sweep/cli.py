@@ -234,26 +234,7 @@ def _points(text: str, space) -> list[dict]:
         if not isinstance(pt, dict) or not pt:
             raise DwnHwError(f"--enqueue {source}: each point is a non-empty JSON object of parameters, "
                              f"not {json.dumps(pt)}")
-        for name, v in pt.items():
-            spec = space.params.get(name)
-            if spec is None:
-                fixed = " (fixed by the space)" if name in space.fixed else ""
-                raise DwnHwError(f"--enqueue {source}: {name!r} is not a searched parameter{fixed}; searched: "
-                                 f"{', '.join(space.params)}")
-            if spec["type"] == "categorical":
-                ok = v in spec["choices"]
-            else:
-                kind = int if spec["type"] == "int" else (int, float)
-                ok = (isinstance(v, kind) and not isinstance(v, bool) and spec["low"] <= v <= spec["high"]
-                      and (spec["type"] == "float" or (v - spec["low"]) % spec.get("step", 1) == 0))
-            if not ok:
-                where = (f"one of {spec['choices']}" if spec["type"] == "categorical"
-                         else f"{'an integer' if spec['type'] == 'int' else 'a number'} in "
-                              f"[{spec['low']}, {spec['high']}]" + (f" on step {spec['step']}" if spec.get("step", 1) != 1 else ""))
-                raise DwnHwError(f"--enqueue {source}: {name}={json.dumps(v)} is outside the space: {name} is {where}")
-            if spec["type"] == "float":
-                pt[name] = float(v)  # 3 and 3.0 are the same point to Optuna only as floats
-    return data
+    return [space.check_point(pt, f"--enqueue {source}") for pt in data]
 
 
 def _published(path):

@@ -145,6 +145,31 @@ class Space:
                 out[name] = od.CategoricalDistribution(spec["choices"])
         return out
 
+    def check_point(self, point: dict, where: str) -> dict:
+        """``point`` (searched parameter -> value) checked against the space, floats as floats; else
+        :class:`DwnHwError` naming ``where``, the parameter and its range."""
+        out = {}
+        for name, v in point.items():
+            spec = self.params.get(name)
+            if spec is None:
+                fixed = " (fixed by the space)" if name in self.fixed else ""
+                raise DwnHwError(f"{where}: {name!r} is not a searched parameter{fixed}; searched: "
+                                 f"{', '.join(self.params)}")
+            if spec["type"] == "categorical":
+                ok = v in spec["choices"]
+            else:
+                kind = int if spec["type"] == "int" else (int, float)
+                ok = (isinstance(v, kind) and not isinstance(v, bool) and spec["low"] <= v <= spec["high"]
+                      and (spec["type"] == "float" or (v - spec["low"]) % spec.get("step", 1) == 0))
+            if not ok:
+                step = f" on step {spec['step']}" if spec.get("step", 1) != 1 else ""
+                what = (f"one of {spec['choices']}" if spec["type"] == "categorical" else
+                        f"{'an integer' if spec['type'] == 'int' else 'a number'} in [{spec['low']}, {spec['high']}]{step}")
+                raise DwnHwError(f"{where}: {name}={json.dumps(v)} is outside the space: {name} is {what}")
+            # 3 and 3.0 are the same point to Optuna only as floats
+            out[name] = float(v) if spec["type"] == "float" else v
+        return out
+
     def suggest(self, trial) -> dict:
         """One point of the space, drawn through an Optuna trial."""
         out = {}

@@ -17,12 +17,6 @@ def load_script(relpath: str):
 
 
 @pytest.fixture
-def script_module():
-    """``script_module("bench/qor.py")``: that script imported as a module (see :func:`load_script`)."""
-    return load_script
-
-
-@pytest.fixture
 def cli_exit(capsys):
     """``cli_exit(*argv)``: (exit status, stderr) of ``dwn-hw ARGV`` under the command line's error policy."""
     from dwn_hw.cli import main

@@ -48,7 +48,13 @@ class Fake:
         for e in range(1, cfg.epochs + 1):
             if on_epoch:
                 on_epoch({"epoch": e, "val_accuracy": acc * e / cfg.epochs, "test_accuracy": acc})
-        return {"val_accuracy": acc, "test_accuracy": acc - 0.01, "epochs": cfg.epochs, "train_seconds": 0.0}
+        out = {"val_accuracy": acc, "test_accuracy": acc - 0.01, "epochs": cfg.epochs, "train_seconds": 0.0}
+        if cfg.keep_best:  # like the loop: the best validation epoch (here the one before the last) kept aside
+            from dwn_hw.train.loop import best_path
+
+            best_path(output).write_bytes(b"the best epoch")
+            out.update(best_epoch=cfg.epochs - 1, best_val_accuracy=acc + 0.005, best_test_accuracy=acc - 0.02)
+        return out
 
     def export_bundle(self, model, out, boards=(), **kw):
         out = Path(out)
@@ -79,9 +85,10 @@ def fake(monkeypatch):
     return Fake(monkeypatch)
 
 
-def sweep(tmp_path, capsys, *args, out="s", code=0):
-    space = tmp_path / "space.json"
-    space.write_text(json.dumps(SPACE))
+def sweep(tmp_path, capsys, *args, out="s", code=0, space=None):
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(space or SPACE))
+    space = path
     argv = ["sweep", "--dataset", "digits", "--out", str(tmp_path / out), "--space", str(space), "-q", *args]
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -180,6 +187,25 @@ def test_from_csv_rebuilds_the_study_elsewhere(tmp_path, capsys, fake):
     # a second --from into a study that has trials is refused
     cap = sweep(tmp_path, capsys, "--trials", "4", "--from", str(tmp_path / "s" / "trials.csv"), out="t", code=2)
     assert cap.err.startswith("error: --from") and len(cap.err.strip().splitlines()) == 1
+
+
+def test_keep_best_makes_the_best_validation_epoch_the_trials_model(tmp_path, capsys, fake):
+    space = {**SPACE, "version": "fake-best-1", "fixed": {**SPACE["fixed"], "keep_best": True}}
+    sweep(tmp_path, capsys, "--trials", "2", "--no-prune", space=space, out="b")
+    sweep(tmp_path, capsys, "--trials", "2", "--no-prune", out="l")
+    for out, epoch in (("b", 2), ("l", 3)):
+        rows = read_rows(tmp_path / out / "trials.csv")
+        assert [r["model_epoch"] for r in rows] == [str(epoch)] * 2 and [r["epochs"] for r in rows] == ["3"] * 2
+    best, last = load(tmp_path, "b").trials, load(tmp_path, "l").trials
+    for b, t in zip(best, last):  # the same points (one sampler seed): the objective is the best epoch's
+        assert b.params == t.params
+        assert b.values[0] == pytest.approx(t.values[0] + 0.005) and b.values[1] == t.values[1]
+        assert b.user_attrs["test_accuracy"] == pytest.approx(t.user_attrs["test_accuracy"] - 0.01)
+        d = tmp_path / "b" / b.user_attrs["dir"]
+        assert (d / "model.pt").read_bytes() == b"the best epoch" and not (d / "model.best.pt").exists()
+        assert json.loads((d / "metrics.json").read_text())["model_epoch"] == 2
+    front = json.loads((tmp_path / "b" / "pareto.json").read_text())["front"]
+    assert front and all(p["model_epoch"] == 2 for p in front)
 
 
 def test_another_space_does_not_continue_a_study(tmp_path, capsys, fake):

@@ -8,10 +8,15 @@ figures and a positive constraint (Optuna's constrained optimisation), and never
 What a trial keeps in ``DIR/trials/<number>/``: ``dwn.ir.json``, ``metrics.json``,
 ``synth_report.json``, the logs and ``model.pt`` (the checkpoint; :mod:`dwn_hw.sweep.outputs`
 deletes it once the trial is off the Pareto front). The export bundle is removed after synthesis.
+
+A space that fixes ``keep_best: true`` makes the best validation epoch the trial's model (its
+accuracy is the objective, its checkpoint is ``model.pt``), as ``dwn-hw train --keep-best`` does
+by hand; otherwise the last epoch is the model. ``model_epoch`` records which.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import time
@@ -144,6 +149,11 @@ class Objective:
                                    log=log, on_epoch=on_epoch)
             finally:
                 logf.close()
+            if cfg.keep_best and metrics.get("best_epoch") is not None:
+                # the space asks for the best validation epoch: that checkpoint is the trial's model
+                os.replace(loop.best_path(tdir / "model.pt"), tdir / "model.pt")
+                metrics = {**metrics, "val_accuracy": metrics["best_val_accuracy"],
+                           "test_accuracy": metrics["best_test_accuracy"], "model_epoch": metrics["best_epoch"]}
             stage = "export"
             from dwn_hw.export import export_bundle
             from dwn_hw.freeze import bundle_inputs
@@ -175,6 +185,7 @@ class Objective:
             "fmax_mhz": core.get("fmax_mhz"), "board_luts": report.get("luts"), "fits": fits,
             "part": report.get("part"), "family": report.get("family"),
             "constraint": [_constraint(report)], "epochs": metrics.get("epochs"),
+            "model_epoch": metrics.get("model_epoch", metrics.get("epochs")),
             "seconds": round(time.monotonic() - t0, 2), "train_seconds": round(metrics.get("train_seconds", 0), 2),
         }
         for k, v in attrs.items():

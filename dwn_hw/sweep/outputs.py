@@ -21,13 +21,13 @@ __all__ = ["COLUMNS", "rows", "pareto_front", "write_outputs", "rebuild_from_csv
 
 # columns before the parameters (each searched parameter NAME gets a column param_NAME after these)
 COLUMNS = ["number", "state", "accuracy", "test_accuracy", "luts", "ffs", "carry", "fmax_mhz", "board_luts",
-           "fits", "constraint", "dwn_luts", "layers", "epochs", "seconds", "pruned_epoch", "fail_reason", "worker",
-           "space_version", "val_history"]
+           "fits", "constraint", "dwn_luts", "layers", "epochs", "model_epoch", "seconds", "pruned_epoch",
+           "fail_reason", "worker", "space_version", "val_history"]
 PARAM = "param_"
 # a trial that failed without recording why: its worker died, and the heartbeat check failed it
 STALE_REASON = "worker stopped without recording a reason (killed?); failed by the heartbeat check"
 _ATTRS = ("test_accuracy", "luts", "ffs", "carry", "fmax_mhz", "board_luts", "fits", "dwn_luts", "layers", "epochs",
-          "seconds", "fail_reason", "worker")
+          "model_epoch", "seconds", "fail_reason", "worker")
 
 
 def _cell(v):
@@ -105,6 +105,7 @@ def write_outputs(study, out: Path, space, meta: dict, published: list | None = 
             "number": r["number"], "accuracy": r["accuracy"], "test_accuracy": r["test_accuracy"],
             "luts": r["luts"], "ffs": r["ffs"], "carry": r["carry"], "fmax_mhz": r["fmax_mhz"],
             "board_luts": r["board_luts"], "dwn_luts": r["dwn_luts"], "layers": r["layers"],
+            "model_epoch": r["model_epoch"],
             "params": {n[len(PARAM):]: r[n] for n in names if r.get(n) is not None},
             "ir": str(ir.relative_to(out)) if ir.is_file() else None,
             "checkpoint": str(ckpt.relative_to(out)) if ckpt.is_file() else None,

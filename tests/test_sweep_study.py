@@ -47,7 +47,8 @@ class Fake:
         acc = size / (size + 60.0)
         for e in range(1, cfg.epochs + 1):
             if on_epoch:
-                on_epoch({"epoch": e, "val_accuracy": acc * e / cfg.epochs, "test_accuracy": acc})
+                on_epoch({"epoch": e, "loss": 1 - acc, "train_accuracy": acc, "val_accuracy": acc * e / cfg.epochs,
+                          "test_accuracy": acc, "seconds": 0.5})
         out = {"val_accuracy": acc, "test_accuracy": acc - 0.01, "epochs": cfg.epochs, "train_seconds": 0.0}
         if cfg.keep_best:  # like the loop: the best validation epoch (here the one before the last) kept aside
             from dwn_hw.train.loop import best_path
@@ -204,6 +205,9 @@ def test_keep_best_makes_the_best_validation_epoch_the_trials_model(tmp_path, ca
         d = tmp_path / "b" / b.user_attrs["dir"]
         assert (d / "model.pt").read_bytes() == b"the best epoch" and not (d / "model.best.pt").exists()
         assert json.loads((d / "metrics.json").read_text())["model_epoch"] == 2
+        # the trial's train.log has the epoch lines dwn-hw train prints
+        assert [ln.split(":")[0] for ln in (d / "train.log").read_text().splitlines()] == [
+            "epoch 1/3", "epoch 2/3", "epoch 3/3"]
     front = json.loads((tmp_path / "b" / "pareto.json").read_text())["front"]
     assert front and all(p["model_epoch"] == 2 for p in front)
 

@@ -130,6 +130,7 @@ class Objective:
                 logf.flush()
 
             def on_epoch(entry):
+                log(loop.epoch_line(entry, cfg.epochs))
                 history.append(entry.get("val_accuracy"))
                 trial.set_user_attr("val_history", list(history))
                 if entry.get("val_accuracy") is None:

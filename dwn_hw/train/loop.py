@@ -526,6 +526,13 @@ def _train_epoch(r: _State, t: _Tensors, epoch: int, progress: bool) -> dict:
             "lr": float(r.optimizer.param_groups[0]["lr"]), "seconds": time.perf_counter() - t0}
 
 
+def epoch_line(entry: dict, epochs: int) -> str:
+    """The one-line summary of a finished epoch (``dwn-hw train``'s log, a sweep trial's ``train.log``)."""
+    return (f"epoch {entry['epoch']}/{epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
+            + (f"  val {entry['val_accuracy']:.4f}" if entry.get("val_accuracy") is not None else "")
+            + f"  test {entry['test_accuracy']:.4f}  ({entry['seconds']:.1f} s)")
+
+
 def _end_epoch(r: _State, t: _Tensors, ds, entry, train_seconds, progress, log, on_epoch) -> dict:
     """Main process: evaluate, write the checkpoint, log, call ``on_epoch``; the metrics so far."""
     cfg = r.cfg
@@ -538,9 +545,7 @@ def _end_epoch(r: _State, t: _Tensors, ds, entry, train_seconds, progress, log, 
                      entry["epoch"], r.history, metrics, r.hw)
     ckpt.save_record(record, r.output)
     if progress:
-        log(f"epoch {entry['epoch']}/{cfg.epochs}: loss {entry['loss']:.4f}  train {entry['train_accuracy']:.4f}"
-            + (f"  val {entry['val_accuracy']:.4f}" if "val_accuracy" in entry else "")
-            + f"  test {entry['test_accuracy']:.4f}  ({entry['seconds']:.1f} s)")
+        log(epoch_line(entry, cfg.epochs))
     if metrics.get("best_epoch") == entry["epoch"]:  # this epoch is the best on validation so far
         record["selected"] = {"epoch": entry["epoch"], "val_accuracy": entry["val_accuracy"],
                               "rule": "highest validation accuracy so far (ties: the earlier epoch)"}

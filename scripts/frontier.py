@@ -149,18 +149,29 @@ def synth_core(ir_path: Path, work: Path) -> dict:
     return {**rep["core"], "part": rep.get("part")}
 
 
-def add_by_hand(a) -> int:
-    """``--add NAME --runs A,B,C``: a model trained with ``dwn-hw train --keep-best``, over seeds."""
+def _run_record(path: Path) -> tuple[dict, Path]:
+    """A run's record (seed, options, selected epoch) and its IR path, from either of two forms:
+    a ``--keep-best`` checkpoint ``X.best.pt`` (its IR is ``X.best.ir.json``, frozen when missing), or an IR
+    ``X.ir.json`` frozen elsewhere with its ``X.run.json`` beside it (``scripts/seeds.py`` writes both, so
+    the checkpoints, hundreds of MB, can stay on the machine that trained them)."""
+    if path.name.endswith(".ir.json"):
+        side = path.with_name(path.name[: -len(".ir.json")] + ".run.json")
+        if not side.exists():
+            raise SystemExit(f"error: {path} has no {side.name} beside it (scripts/seeds.py writes one)")
+        return json.loads(side.read_text()), path
     import torch
 
+    return torch.load(path, map_location="cpu", weights_only=True), path.with_suffix(".ir.json")
+
+
+def add_by_hand(a) -> int:
+    """``--add NAME --runs A,B,C``: a model trained with ``dwn-hw train --keep-best``, over seeds."""
     name, paths = a.add, [Path(p) for p in (a.runs or "").split(",") if p]
     if len(paths) < 1:
         raise SystemExit("error: --add needs --runs")
-    runs = []
-    for i, ck in enumerate(paths):
-        rec = torch.load(ck, map_location="cpu", weights_only=True)
+    runs, records = [], [_run_record(p) for p in paths]
+    for i, (ck, (rec, ir_path)) in enumerate(zip(paths, records)):
         sel = rec.get("selected") or {}
-        ir_path = ck.with_suffix(".ir.json")
         if not ir_path.exists():
             _cli("freeze", str(ck), "-o", str(ir_path))
         runs.append({"seed": int(rec["seed"]), "checkpoint": ck.name, "selected_epoch": sel.get("epoch"),
@@ -168,11 +179,11 @@ def add_by_hand(a) -> int:
                      "test_accuracy": ir_test_accuracy(ir_path, "mnist"), "committed": i == 0})
         print(f"  {ck}: seed {runs[-1]['seed']}, epoch {sel.get('epoch')} (best validation "
               f"{sel.get('val_accuracy')}), IR test {runs[-1]['test_accuracy']:.4f}", flush=True)
-    first_ir = paths[0].with_suffix(".ir.json")
+    first_ir = records[0][1]
     core = synth_core(first_ir, paths[0].parent)
     if not a.no_copy:
         atomic_write_text(MODELS / f"{name}.ir.json", first_ir.read_text())
-    opts = torch.load(paths[0], map_location="cpu", weights_only=True)["options"]
+    opts = records[0][0]["options"]
     entry = {
         "ir": f"models/{name}.ir.json", "by_hand": a.note or "dwn-hw train --keep-best, one run per seed",
         "options": {k: opts[k] for k in ("layers", "n", "bits", "encoder", "tau", "lr", "lr_step", "epochs",
@@ -195,8 +206,9 @@ def main(argv=None) -> int:
     ap.add_argument("--study", type=Path)
     ap.add_argument("--pick", help="NUMBER=NAME,... : trials of the study to commit as models/NAME")
     ap.add_argument("--add", metavar="NAME", help="commit a model trained by hand instead: --runs are its seeds' "
-                    "checkpoints (each the --keep-best file of one seed), the first is committed")
-    ap.add_argument("--runs", help="with --add: comma-separated checkpoints")
+                    "checkpoints (each the --keep-best file of one seed) or IRs with their run.json (scripts/seeds.py); "
+                    "the first is committed")
+    ap.add_argument("--runs", help="with --add: comma-separated checkpoints or IRs")
     ap.add_argument("--note", default="", help="with --add: how the model was trained")
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "frontier")

@@ -54,6 +54,10 @@ def main(argv=None) -> int:
     if "--keep-best" not in train or "--val-split" not in train:
         ap.error("the training options must contain --keep-best and --val-split (the epoch is chosen on validation)")
     seeds = [int(s) for s in a.seeds.split(",") if s]
+    try:  # freezing validates the IR; find out now, not after the training
+        import jsonschema  # noqa: F401
+    except ImportError:
+        ap.error("freezing needs jsonschema (one of dwn-hw's dependencies); install it before training")
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     procs = {}

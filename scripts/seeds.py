@@ -12,6 +12,7 @@ script adds ``--seed S -o DIR/seed<S>.pt``. For each seed it writes, in DIR:
   read from the checkpoint: what ``scripts/frontier.py --add NAME --runs DIR/seed0.ir.json,...`` needs
   when the checkpoints (hundreds of MB) stay behind.
 
+Without ``--force`` the script refuses to start when DIR holds an earlier run's files of these seeds.
 ``--deadline`` stops the trainings that are still running after that many seconds (Ctrl-C: each keeps its
 last whole epoch, and ``run.json`` says ``"finished": false``), so that the freezing still fits a time
 limit. ``summary.json`` lists the seeds and what became of each.
@@ -48,6 +49,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--deadline", type=float, default=None, help="stop trainings still running after this many s")
+    ap.add_argument("--force", action="store_true", help="replace the files of an earlier run in --out "
+                    "(passed on to dwn-hw train)")
     ap.add_argument("train", nargs=argparse.REMAINDER, help="-- then dwn-hw train options")
     a = ap.parse_args(argv)
     train = a.train[1:] if a.train[:1] == ["--"] else a.train
@@ -58,6 +61,14 @@ def main(argv=None) -> int:
         import jsonschema  # noqa: F401
     except ImportError:
         ap.error("freezing needs jsonschema (one of dwn-hw's dependencies); install it before training")
+    if "--resume" in train:
+        ap.error("--resume is not supported here: continue a seed with dwn-hw train -o DIR/seed<S>.pt --resume")
+    ours = [a.out / f"seed{s}{ext}" for s in seeds for ext in (".pt", ".best.pt", ".log", ".ir.json", ".run.json")]
+    there = [p for p in ours + [a.out / "summary.json"] if p.exists()]
+    if there and not a.force:
+        ap.error(f"{there[0]} exists (an earlier run's); pass --force to replace that run's files")
+    if a.force and "--force" not in train:
+        train = [*train, "--force"]
     a.out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     procs = {}

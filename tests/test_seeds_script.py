@@ -60,6 +60,17 @@ def test_training_options_must_choose_on_validation(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing was started or written
 
 
+def test_an_earlier_run_is_not_overwritten_without_force(tmp_path):
+    (tmp_path / "seed0.log").write_text("the log of an earlier run\n")
+    res = _run(tmp_path, "--seeds", "0", "--", *TRAIN, "--epochs", "1")
+    assert res.returncode == 2 and "seed0.log exists" in res.stderr and "--force" in res.stderr
+    assert (tmp_path / "seed0.log").read_text() == "the log of an earlier run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seed0.log"]
+    res = _run(tmp_path, "--seeds", "0", "--force", "--", *TRAIN, "--epochs", "1")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (tmp_path / "seed0.ir.json").exists() and "earlier run" not in (tmp_path / "seed0.log").read_text()
+
+
 def test_an_ir_without_its_run_record_is_refused(tmp_path):
     fr = load_script("scripts/frontier.py")
     (tmp_path / "x.ir.json").write_text("{}")

@@ -159,9 +159,9 @@ def _run_record(path: Path) -> tuple[dict, Path]:
         if not side.exists():
             raise SystemExit(f"error: {path} has no {side.name} beside it (scripts/seeds.py writes one)")
         return json.loads(side.read_text()), path
-    import torch
+    from dwn_hw.train.checkpoint import read_record
 
-    return torch.load(path, map_location="cpu", weights_only=True), path.with_suffix(".ir.json")
+    return read_record(path), path.with_suffix(".ir.json")
 
 
 def add_by_hand(a) -> int:

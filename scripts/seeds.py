@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -34,14 +33,16 @@ sys.path.insert(0, str(ROOT))
 from dwn_hw.fsutil import atomic_write_text  # noqa: E402
 
 
-def run_record(ckpt: Path, finished: bool) -> dict:
-    """The small part of a checkpoint that says which run and which epoch it is."""
-    import torch
+def run_record(best: Path, last: Path, finished: bool) -> dict:
+    """The small part of a run that says which run and which epoch it is: the seed, options and selected
+    epoch of the ``--keep-best`` checkpoint, the whole history (also the epochs after the best one) of the
+    last epoch's checkpoint."""
+    from dwn_hw.train.checkpoint import read_record
 
-    rec = torch.load(ckpt, map_location="cpu", weights_only=True)
-    hist = rec.get("train_state", {}).get("history") or rec.get("history") or []
+    rec = read_record(best)
+    history = (read_record(last) if last.exists() else rec)["train_state"]["history"]
     return {"seed": int(rec["seed"]), "options": rec["options"], "selected": rec.get("selected"),
-            "history": hist, "finished": finished, "checkpoint": ckpt.name}
+            "history": history, "finished": finished, "checkpoint": best.name}
 
 
 def main(argv=None) -> int:
@@ -106,10 +107,7 @@ def main(argv=None) -> int:
                                  cwd=ROOT, capture_output=True, text=True)
             entry.update(freeze_rc=out.returncode, freeze_seconds=round(time.monotonic() - t1, 1),
                          freeze_output=(out.stdout + out.stderr)[-2000:])
-            last = a.out / f"seed{s}.pt"
-            rec = run_record(best, finished=entry["rc"] == 0 and s not in stopped)
-            if last.exists():  # the whole history, also the epochs after the best one
-                rec["history"] = run_record(last, True)["history"] or rec["history"]
+            rec = run_record(best, a.out / f"seed{s}.pt", finished=entry["rc"] == 0 and s not in stopped)
             atomic_write_text(a.out / f"seed{s}.run.json", json.dumps(rec, indent=1, default=str) + "\n")
             entry["selected"] = rec["selected"]
             if ir.exists():
